@@ -1,0 +1,11 @@
+"""Priors p(z). Importing this package registers every built-in prior.
+
+To add one: write ``pipeline/priors/<name>.py`` with a ``Prior`` subclass decorated by
+``@register_prior("<name>")``, import it below, add ``<name>`` to the ``prior`` enum of
+``workflow/schemas/config.schema.yaml`` and name it in a method of ``config/*.yaml``.
+"""
+
+from pipeline.priors.base import PRIORS, Prior, build_prior, register_prior
+from pipeline.priors import normal  # noqa: F401  (registers "normal")
+
+__all__ = ["PRIORS", "Prior", "build_prior", "register_prior"]

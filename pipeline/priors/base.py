@@ -1,0 +1,121 @@
+"""The contract every prior p(z) satisfies, and the registry that names them.
+
+A prior is an ``nn.Module`` owned by the VAE. The trainer, the evaluator and the sampler talk
+to it only through the methods below, so adding a prior means writing one module with one
+``Prior`` subclass and decorating it with ``@register_prior("name")``; config then selects it
+with ``methods.<method>.prior: name``.
+
+Contract (shapes: B = batch, d_z = latent size):
+
+- ``log_prob(z) -> (B,)``: log p(z). Exact where a closed form exists (``exact = True``),
+  otherwise a consistent estimator (importance sampling for the generative priors), with the
+  number of samples chosen by the caller through ``n_samples``.
+- ``log_prob_bound(z) -> (B,)``: a lower bound on log p(z) that the reported ELBO uses
+  (LaDDer Eq. 7/8). Equals ``log_prob`` for priors with an exact density.
+- ``training_log_prob(z) -> (B,)``: the term that stands for log p(z) (Eq. 2, term 3) in the
+  data-VAE loss. Gradients flow to z (the encoder) and, when ``trained_with_autoencoder``, to
+  the prior's own parameters.
+- ``sample(n, generator) -> (n, d_z)``: draws from p(z) (for generative priors the mean of
+  p(z|t), as the original code generates).
+- ``trained_with_autoencoder``: the prior's parameters join the autoencoder's optimiser
+  (VampPrior pseudo-inputs, gradient-trained mixture). Otherwise, if it has parameters, the
+  trainer gives it an optimiser of its own and calls ``block_loss(z)`` with z detached after
+  each autoencoder step: the block coordinate ascent of supplement B.
+- ``fit(z, epoch) -> dict``: between-epoch refit from ``fit_samples`` posterior samples of the
+  training set (EM for the GMM, the Dirichlet-process mixture for LaDDer). Returns numbers
+  for the training log. ``fit_samples = 0`` means the trainer never calls it.
+- ``bind_encoder(encoder)``: called once by the VAE; VampPrior keeps the (shared) encoder.
+- ``health() -> list[str]``: problems to report in the training log (collapse, NaN).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+class Prior(nn.Module):
+    """Base class: a standard-normal-free skeleton; subclasses fill in the density."""
+
+    exact: bool = True
+    trained_with_autoencoder: bool = False
+    fit_samples: int = 0
+
+    def __init__(self, d_z: int):
+        super().__init__()
+        self.d_z = d_z
+
+    # -- density -------------------------------------------------------------------------
+    def log_prob(self, z: torch.Tensor, n_samples: int | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def log_prob_bound(self, z: torch.Tensor) -> torch.Tensor:
+        return self.log_prob(z)
+
+    def training_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        return self.log_prob(z)
+
+    # -- generation ----------------------------------------------------------------------
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    # -- training hooks ------------------------------------------------------------------
+    def bind_encoder(self, encoder: nn.Module) -> None:
+        """Most priors do not need the encoder."""
+
+    def block_loss(self, z: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} has no block step of its own")
+
+    def fit(self, z: torch.Tensor, epoch: int) -> dict:
+        return {}
+
+    def health(self) -> list[str]:
+        bad = [n for n, p in self.named_parameters() if not torch.isfinite(p).all()]
+        return [f"non-finite values in prior parameter {n}" for n in bad]
+
+    @property
+    def has_block_step(self) -> bool:
+        return not self.trained_with_autoencoder and any(True for _ in self.parameters())
+
+
+def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I) summed over the last axis. (B, d) -> (B,)"""
+    return -0.5 * (z.pow(2).sum(-1) + z.shape[-1] * LOG_2PI)
+
+
+def diagonal_normal_log_prob(z: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """log N(z; mean, diag(exp(log_var))) summed over the last axis; broadcasts."""
+    return -0.5 * (((z - mean) ** 2) * torch.exp(-log_var) + log_var + LOG_2PI).sum(-1)
+
+
+# -- registry ----------------------------------------------------------------------------
+PRIORS: dict[str, type[Prior]] = {}
+
+
+def register_prior(name: str) -> Callable[[type[Prior]], type[Prior]]:
+    """Class decorator: make a Prior subclass available to config as ``prior: name``."""
+
+    def decorate(cls: type[Prior]) -> type[Prior]:
+        if not (isinstance(cls, type) and issubclass(cls, Prior)):
+            raise TypeError(f"register_prior({name!r}): {cls!r} is not a subclass of pipeline.priors.Prior")
+        if not name.isidentifier():
+            raise ValueError(f"register_prior: prior name {name!r} must be a Python identifier")
+        if name in PRIORS and PRIORS[name] is not cls:
+            raise ValueError(f"register_prior: a prior named {name!r} is already registered ({PRIORS[name].__name__})")
+        PRIORS[name] = cls
+        cls.registry_name = name
+        return cls
+
+    return decorate
+
+
+def build_prior(name: str, d_z: int, options: dict) -> Prior:
+    """Instantiate a registered prior; ``options`` are the method's config keys for it."""
+    if name not in PRIORS:
+        raise KeyError(f"unknown prior {name!r}; registered priors: {', '.join(sorted(PRIORS))}")
+    return PRIORS[name](d_z=d_z, **options)

@@ -1,0 +1,109 @@
+"""What made a result: config subtree, seed, code version, git commit, packages, device.
+
+Every file the pipeline writes carries ``provenance(...)``: JSON files under a
+``"provenance"`` key, HDF5 files as a JSON string attribute ``provenance``, CSV tables in a
+``<name>.provenance.json`` beside them. All writes go through ``atomic_path`` so an
+interrupted job never leaves a file that looks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import functools
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pipeline
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@functools.lru_cache(maxsize=1)
+def git_state() -> dict:
+    """Commit and dirty flag of the checkout the package runs from (None outside git)."""
+    def run(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = run("rev-parse", "HEAD")
+    status = run("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+@functools.lru_cache(maxsize=1)
+def package_versions() -> dict:
+    versions = {"python": platform.python_version(), "pipeline": pipeline.__version__}
+    for name in ("torch", "numpy", "sklearn", "h5py", "torch_fidelity", "torchvision"):
+        module = sys.modules.get(name)
+        if module is not None:
+            versions[name] = getattr(module, "__version__", "unknown")
+    return versions
+
+
+def device_description(device: Any = None) -> str:
+    import torch
+
+    if device is not None and str(device).startswith("cuda") and torch.cuda.is_available():
+        return f"cuda:{torch.cuda.get_device_name(torch.device(device))}"
+    return f"cpu:{platform.processor() or platform.machine()} x{os.cpu_count()}"
+
+
+def provenance(config: dict | None = None, seed: int | None = None, device: Any = None, **extra: Any) -> dict:
+    """The record written beside every result. ``config`` is the subtree that made it."""
+    record = {
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "code_version": pipeline.__version__,
+        "git": git_state(),
+        "packages": package_versions(),
+        "device": device_description(device),
+        "host": platform.node(),
+        "command": " ".join(sys.argv),
+        "seed": seed,
+        "config": config,
+    }
+    record.update(extra)
+    return record
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling path; rename it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_json(path: str | os.PathLike, payload: dict, record: dict) -> None:
+    """Write ``payload`` plus ``{"provenance": record}`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps({**payload, "provenance": record}, indent=2, sort_keys=False, default=_jsonable) + "\n")
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def to_json_attr(record: dict) -> str:
+    """A provenance record as a string for an HDF5 attribute."""
+    return json.dumps(record, default=_jsonable)
