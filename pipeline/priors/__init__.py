@@ -7,5 +7,9 @@ To add one: write ``pipeline/priors/<name>.py`` with a ``Prior`` subclass decora
 
 from pipeline.priors.base import PRIORS, Prior, build_prior, register_prior
 from pipeline.priors import normal  # noqa: F401  (registers "normal")
+from pipeline.priors import vampprior  # noqa: F401  (registers "vampprior")
+from pipeline.priors import gmm  # noqa: F401  (registers "gmm")
+from pipeline.priors import hierarchical  # noqa: F401  (registers "hierarchical")
+from pipeline.priors import ladder  # noqa: F401  (registers "ladder")
 
 __all__ = ["PRIORS", "Prior", "build_prior", "register_prior"]

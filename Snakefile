@@ -1,0 +1,33 @@
+# LaDDer reproduction: the table of contents of the workflow.
+#
+#   snakemake --cores 2 all_tables                                  # quick profile (embedded default)
+#   snakemake --cores 8 --configfile config/config.yaml all_tables  # paper scale
+#   snakemake --profile profiles/slurm --configfile config/config.yaml all_tables
+#
+# Stages, one file each under workflow/rules/: data -> train -> evaluate/encode/sample -> tables.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/quick.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/tables.smk"
+
+
+rule all_tables:
+    input:
+        all_table_outputs(),
+
+
+rule all:
+    default_target: True
+    input:
+        all_table_outputs(),
+        all_sample_grids(),
+        all_encodings(),

@@ -1,0 +1,199 @@
+"""Command line: ``python -m pipeline <command> ...`` — what every Snakemake rule calls.
+
+Each command checks its options, makes one library call and writes its outputs atomically
+with provenance. Options a rule resolves from config arrive as JSON (``--settings``,
+``--options``); by hand, ``--config FILE ... --dataset D --method M --seed S`` resolves the
+same settings from config files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger("pipeline")
+
+
+def _json_arg(text: str) -> dict:
+    """A JSON object, or @path to a JSON/YAML file holding one."""
+    if text.startswith("@"):
+        import yaml
+
+        return yaml.safe_load(Path(text[1:]).read_text())
+    return json.loads(text)
+
+
+def _settings(args) -> dict:
+    from pipeline.config import load_config, run_settings
+
+    if args.settings is not None:
+        return _json_arg(args.settings)
+    if not (args.dataset and args.method and args.seed is not None):
+        raise SystemExit("give --settings JSON, or --dataset, --method and --seed (with --config files)")
+    return run_settings(load_config(*args.config), args.dataset, args.method, args.seed)
+
+
+def _config_block(args, block: str) -> dict:
+    from pipeline.config import load_config
+
+    if args.options is not None:
+        return _json_arg(args.options)
+    return load_config(*args.config)[block]
+
+
+def _device(name: str = "auto") -> torch.device:
+    from pipeline.training import resolve_device
+
+    return resolve_device(name)
+
+
+# -- commands ----------------------------------------------------------------------------
+def cmd_prepare_data(args) -> None:
+    from pipeline.data import prepare_dataset
+
+    prepare_dataset(args.dataset, _config_block(args, "data"), args.out)
+
+
+def cmd_train(args) -> None:
+    from pipeline.training import train
+
+    settings = _settings(args)
+    if args.threads:
+        settings["num_threads"] = args.threads
+    train(settings, args.data, args.out, run_dir=args.run_dir, progress=not args.no_progress)
+
+
+def cmd_encode(args) -> None:
+    import h5py
+
+    from pipeline.data import load_split
+    from pipeline.evaluation import encode_images
+    from pipeline.provenance import atomic_path, provenance, to_json_attr
+    from pipeline.training import load_model
+
+    device = _device(args.device)
+    vae, settings = load_model(args.model, device)
+    with atomic_path(args.out) as tmp, h5py.File(tmp, "w") as h5:
+        for split in ("train", "test"):
+            images, labels = load_split(args.data, split)
+            mean, std = encode_images(vae, images, device=device)
+            group = h5.create_group(split)
+            group["mean"], group["std"], group["labels"] = mean.numpy(), std.numpy(), labels.numpy()
+        h5.attrs["provenance"] = to_json_attr(provenance(config=settings, seed=settings["seed"], device=device, model=str(args.model)))
+        h5.attrs["complete"] = True
+
+
+def cmd_evaluate(args) -> None:
+    from pipeline.data import load_split
+    from pipeline.evaluation import evaluate
+    from pipeline.provenance import provenance, write_json
+    from pipeline.training import load_model
+
+    options = _config_block(args, "evaluation")
+    device = _device(args.device)
+    vae, settings = load_model(args.model, device)
+    images, _ = load_split(args.data, "test", limit=settings.get("test_limit"))
+    metrics = evaluate(vae, images, options["mc_samples"], options["is_samples"], options["batch_size"], device, seed=settings["seed"],
+                       progress=not args.no_progress)
+    record = provenance(config={"evaluation": options, "run": settings}, seed=settings["seed"], device=device, model=str(args.model))
+    write_json(args.out, {"dataset": settings["dataset"], "method": settings["method"], "seed": settings["seed"], "metrics": metrics}, record)
+
+
+def cmd_sample(args) -> None:
+    import h5py
+
+    from pipeline.evaluation import generate
+    from pipeline.figures import save_sample_grid
+    from pipeline.provenance import atomic_path, provenance, to_json_attr
+    from pipeline.training import load_model
+
+    options = _config_block(args, "sampling")
+    device = _device(args.device)
+    vae, settings = load_model(args.model, device)
+    z, images = generate(vae, options["n_samples"], seed=settings["seed"], batch_size=options["batch_size"], device=device)
+    record = provenance(config={"sampling": options, "run": settings}, seed=settings["seed"], device=device, model=str(args.model))
+    with atomic_path(args.out) as tmp, h5py.File(tmp, "w") as h5:
+        h5.create_dataset("images", data=images.numpy(), chunks=(min(len(images), 256), *images.shape[1:]))
+        h5["z"] = z.numpy()
+        h5.attrs["provenance"] = to_json_attr(record)
+        h5.attrs["complete"] = True
+    rows = options["grid_rows"]
+    title = f"{settings['method']} prior, {settings['dataset']}, seed {settings['seed']}"
+    save_sample_grid(images[: rows * rows], rows, title, [Path(p) for p in args.grid])
+
+
+def cmd_table(args) -> None:
+    from pipeline.tables import build_table
+
+    build_table(args.name, [Path(p) for p in args.inputs], Path(args.out_prefix))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name, func, help_text):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        p.add_argument("--config", nargs="+", default=[], metavar="YAML", help="config files (default config/quick.yaml) when no JSON is given")
+        return p
+
+    p = command("prepare-data", cmd_prepare_data, "raw files -> data/processed/{dataset}.h5")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--options", help="the config's data block as JSON")
+    p.add_argument("--out", required=True)
+
+    p = command("train", cmd_train, "train (or resume) one VAE")
+    p.add_argument("--settings", help="resolved run settings as JSON (what the train rule passes)")
+    p.add_argument("--dataset")
+    p.add_argument("--method")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--data", required=True, help="processed dataset HDF5")
+    p.add_argument("--out", required=True, help="model file; the run folder is its parent")
+    p.add_argument("--run-dir", help="folder for checkpoint and stats (default: the model's folder)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (overrides training.num_threads)")
+    p.add_argument("--no-progress", action="store_true")
+
+    for name, func, help_text in (("encode", cmd_encode, "posterior means and stds of train and test -> HDF5"),
+                                  ("evaluate", cmd_evaluate, "test ELBO, reconstruction error, cross-entropy -> JSON"),
+                                  ("sample", cmd_sample, "samples from the prior -> HDF5 and a grid figure")):
+        p = command(name, func, help_text)
+        p.add_argument("--model", required=True)
+        p.add_argument("--out", required=True)
+        p.add_argument("--device", default="auto")
+        if name != "sample":
+            p.add_argument("--data", required=True)
+        if name != "encode":
+            p.add_argument("--options", help="the config's evaluation/sampling block as JSON")
+        if name == "sample":
+            p.add_argument("--grid", nargs="+", required=True, help="grid figure paths (.png, .pdf)")
+        if name == "evaluate":
+            p.add_argument("--no-progress", action="store_true")
+
+    p = command("table", cmd_table, "collect per-run JSON into a paper table (CSV, Markdown, LaTeX)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--inputs", nargs="+", required=True)
+    p.add_argument("--out-prefix", required=True, help="writes PREFIX.csv, PREFIX.md, PREFIX.tex")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    from pipeline.config import ConfigError
+    from pipeline.data import DataError
+    from pipeline.training import TrainingDiverged
+
+    try:
+        args.func(args)
+    except (ConfigError, DataError, TrainingDiverged) as err:
+        log.error("%s", err)
+        return 2
+    return 0

@@ -1,0 +1,38 @@
+"""Small layers shared by the architectures of supplement E."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+STD_FLOOR = 1e-3  # the original code's "+ 1e-3" on every std head
+
+
+class StdHead(nn.Module):
+    """Linear layer giving a positive standard deviation.
+
+    'relu' is the paper's head (supplement E.1: FC -> ReLU, plus the original code's 1e-3);
+    'softplus' avoids dead units (a ReLU head that goes negative never recovers).
+    """
+
+    def __init__(self, d_in: int, d_out: int, activation: str = "relu"):
+        super().__init__()
+        if activation not in ("relu", "softplus"):
+            raise ValueError(f"std_activation must be 'relu' or 'softplus', got {activation!r}")
+        self.linear = nn.Linear(d_in, d_out)
+        self.activation = F.relu if activation == "relu" else F.softplus
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.linear(h)) + STD_FLOOR
+
+
+def symmetric_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """TensorFlow's SYMMETRIC padding (mirror including the edge pixel) on H and W.
+
+    torch's 'reflect' excludes the edge pixel, so build it from flipped slices. (B,C,H,W)
+    """
+    top, bottom = x[:, :, :pad].flip(2), x[:, :, -pad:].flip(2)
+    x = torch.cat([top, x, bottom], dim=2)
+    left, right = x[:, :, :, :pad].flip(3), x[:, :, :, -pad:].flip(3)
+    return torch.cat([left, x, right], dim=3)

