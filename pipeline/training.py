@@ -164,6 +164,8 @@ def train(settings: dict, dataset_path: str | Path, model_path: str | Path, run_
             _clip(ae_opt, settings["grad_clip_value"])
             ae_opt.step()
             vae.floor_scale(terms["mae"].item())
+            if vae.prior.trained_with_autoencoder:
+                vae.prior.after_step()
             batch = {k: terms[k].mean().item() for k in ("elbo", "rec_loglik", "entropy", "log_prior", "mae")}
             if prior_opt is not None:
                 prior_loss = vae.prior.block_loss(terms["z"].detach())
@@ -172,6 +174,7 @@ def train(settings: dict, dataset_path: str | Path, model_path: str | Path, run_
                 prior_loss.backward()
                 _clip(prior_opt, settings["grad_clip_value"])
                 prior_opt.step()
+                vae.prior.after_step()
                 batch["prior_loss"] = prior_loss.item()
             for key, value in batch.items():
                 sums[key] = sums.get(key, 0.0) + value * len(x)

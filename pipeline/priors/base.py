@@ -21,6 +21,8 @@ Contract (shapes: B = batch, d_z = latent size):
   (VampPrior pseudo-inputs, gradient-trained mixture). Otherwise, if it has parameters, the
   trainer gives it an optimiser of its own and calls ``block_loss(z)`` with z detached after
   each autoencoder step: the block coordinate ascent of supplement B.
+- ``after_step()``: called after every optimiser step that touched the prior's parameters
+  (projections such as clamping a bounded scale).
 - ``fit(z, epoch) -> dict``: between-epoch refit from ``fit_samples`` posterior samples of the
   training set (EM for the GMM, the Dirichlet-process mixture for LaDDer). Returns numbers
   for the training log. ``fit_samples = 0`` means the trainer never calls it.
@@ -70,6 +72,9 @@ class Prior(nn.Module):
 
     def block_loss(self, z: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} has no block step of its own")
+
+    def after_step(self) -> None:
+        """Most priors have nothing to project."""
 
     def fit(self, z: torch.Tensor, epoch: int) -> dict:
         return {}

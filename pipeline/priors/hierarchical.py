@@ -124,6 +124,10 @@ class HierarchicalPrior(Prior):
     def block_loss(self, z: torch.Tensor) -> torch.Tensor:
         return -self.prior_elbo(z.detach(), 1).mean()
 
+    def after_step(self) -> None:
+        # sigma_in is clipped like the original's; project it so it keeps receiving gradient.
+        self.vae.clamp_sigma_()
+
     # -- generation ----------------------------------------------------------------------
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """z = mean of p(z|t), t ~ p(t): (n, d_z)"""

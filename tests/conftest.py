@@ -1,0 +1,53 @@
+"""Shared fixtures: small datasets the tests make themselves."""
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.config import load_config, run_settings
+from pipeline.data.store import write_arrays
+
+
+def make_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tiny stand-in for MNIST: a bright bar whose position encodes the label. uint8 (n,1,28,28)."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    images = (rng.random((n, 1, 28, 28)) * 30).astype(np.uint8)
+    for i, label in enumerate(labels):
+        images[i, 0, 2 + 2 * label: 5 + 2 * label, 4:24] = 255
+    return images, labels.astype(np.int64)
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "tiny.h5"
+    write_arrays(path, {"train": make_digits(64, 0), "test": make_digits(24, 1)}, name="mnist5k", sources=[{"path": "generated", "how": "test"}],
+                 checksums={}, split_seed=0, data_cfg={})
+    return path
+
+
+TINY_PRIOR_OPTIONS = {
+    "vampprior": {"n_components": 4},
+    "gmm": {"n_components": 3, "fit_samples": 32, "max_iter": 20},
+    "hierarchical": {"n_layers": 1, "hidden": 32, "n_is_samples": 16},
+    "ladder": {"n_layers": 1, "hidden": 32, "n_is_samples": 16, "n_components": 3, "fit_samples": 32, "warmup_epochs": 1,
+               "n_hyper_samples": 4, "max_iter": 20},
+}
+
+
+def tiny_settings(method: str, epochs: int = 3, seed: int = 0) -> dict:
+    config = load_config()
+    config["methods"] = {method: {"prior": method, "options": TINY_PRIOR_OPTIONS.get(method, {})}}
+    settings = run_settings(config, "mnist5k", method, seed)
+    settings.update(epochs=epochs, batch_size=16, train_limit=None, test_limit=None, d_z=4, num_threads=1, device="cpu")
+    if "d_t" in settings["prior_options"]:
+        settings["prior_options"]["d_t"] = 2
+    return settings
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
