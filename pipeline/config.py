@@ -8,7 +8,6 @@ Snakemake validates with it through ``snakemake.utils.validate``; the CLI throug
 from __future__ import annotations
 
 import copy
-import inspect
 import re
 from pathlib import Path
 from typing import Any
@@ -61,7 +60,20 @@ def validate_config(config: dict, source: str = "config") -> dict:
             raise ConfigError(f"{source}: run.datasets names {dataset!r} but datasets.{dataset} is not defined")
     for method in config["run"]["methods"]:
         base_method(config, method, source)
+    if config["sampling"]["n_samples"] < config["fid"]["n_samples"]:
+        raise ConfigError(f"{source}: sampling.n_samples ({config['sampling']['n_samples']}) must be at least fid.n_samples "
+                          f"({config['fid']['n_samples']}): FID uses the first fid.n_samples generated images")
+    ablated = config["ablation"]["method"]
+    if ablated not in config["methods"]:
+        raise ConfigError(f"{source}: ablation.method {ablated!r} is not defined under methods")
     return config
+
+
+def ablation_methods(config: dict, dataset: str) -> list[str]:
+    """Method names of supplement Table 2's runs on a dataset; the dataset's own d_t reuses
+    the headline run of ``ablation.method`` instead of training it twice."""
+    base, own = config["ablation"]["method"], config["datasets"][dataset]["d_t"]
+    return [base if d_t == own else f"{base}_dt{d_t}" for d_t in config["ablation"]["d_t"].get(dataset, [])]
 
 
 def load_config(*paths: str | Path, overrides: dict | None = None) -> dict:
@@ -116,7 +128,7 @@ def run_settings(config: dict, dataset: str, method: str, seed: int) -> dict:
     block = config["methods"][block_name]
     ds = config["datasets"][dataset]
     options = dict(block.get("options", {}))
-    accepted = inspect.signature(PRIORS[block["prior"]].__init__).parameters
+    accepted = PRIORS[block["prior"]].run_options
     if "d_t" in accepted:
         options["d_t"] = d_t_override if d_t_override is not None else options.get("d_t", ds["d_t"])
     elif d_t_override is not None:

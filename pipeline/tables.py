@@ -40,11 +40,26 @@ class TableSpec:
     title: str
     metrics: tuple[Metric, ...]
     notes: tuple[str, ...] = field(default=())   # metric keys shown as counts (e.g. FID sample sizes)
+    by_d_t: bool = False  # columns are the prior VAE's d_t (supplement Table 2), not methods
 
+
+FID_NOTES = ("fid_n_generated", "fid_n_reference")
 
 TABLES = {
     "table2": TableSpec("Table 2: cross-entropy E_q(z)[log p(z)] between aggregate posterior and prior (higher is better)",
                         (Metric("cross_entropy", "E_q(z)[log p(z)]", "cross_entropy"),)),
+    "table1": TableSpec("Table 1: CelebA FID of generated and reconstructed samples and their difference (lower is better)",
+                        (Metric("fid_generation", "Generation FID", "fid_generation"),
+                         Metric("fid_reconstruction", "Reconstruction FID", "fid_reconstruction"),
+                         Metric("fid_difference", "Difference (generation - reconstruction)", "fid_difference")), FID_NOTES),
+    "table_sm1": TableSpec("Supplement Table 1: FID of generated and reconstructed samples (lower is better), real-image FID",
+                           (Metric("fid_generation", "Generation FID", "fid_generation"),
+                            Metric("fid_reconstruction", "Reconstruction FID", "fid_reconstruction"),
+                            Metric("fid_difference", "Difference (generation - reconstruction)", "fid_difference"),
+                            Metric("fid_real", "Real-image FID (training vs test images)", "fid_real")), FID_NOTES),
+    "table_sm2": TableSpec("Supplement Table 2: LaDDer generation FID versus the prior VAE's latent size d_t (lower is better)",
+                           (Metric("fid_generation", "Generation FID", "fid_generation"),
+                            Metric("fid_real", "Real-image FID", "fid_real")), FID_NOTES, by_d_t=True),
     "table3": TableSpec("Table 3: test ELBO (nats per image, higher is better) and per-pixel reconstruction error x0.01 (lower is better)",
                         (Metric("elbo", "ELBO", "elbo"), Metric("rec_error_x100", "Per-pixel rec. error (x0.01)", "rec_error", 100.0, 2))),
 }
@@ -52,6 +67,12 @@ TABLES = {
 
 def register_table(name: str, spec: TableSpec) -> None:
     TABLES[name] = spec
+
+
+def column_label(column: str) -> str:
+    if "_dt" in column:
+        return "d_t = " + column.rsplit("_dt", 1)[1]
+    return METHOD_LABELS.get(column, column)
 
 
 def load_runs(paths: list[Path]) -> pd.DataFrame:
@@ -70,6 +91,10 @@ def summarise(name: str, runs: pd.DataFrame) -> pd.DataFrame:
     spec = TABLES[name]
     paper = pd.read_csv(PAPER_VALUES, comment="#")
     paper = paper[paper.table == name]
+    runs = runs.copy()
+    if spec.by_d_t and "d_t" in runs:
+        # supplement Table 2's columns; the paper file names them ladder_dt<N>
+        runs["method"] = [m if m == "real" else f"ladder_dt{int(d)}" for m, d in zip(runs.method, runs.d_t)]
     out = []
     for metric in spec.metrics:
         if metric.source not in runs:
@@ -119,7 +144,7 @@ def grid(name: str, summary: pd.DataFrame) -> list[tuple[Metric, pd.DataFrame]]:
             paper_label = "paper" if PAPER_DATASET.get(dataset, dataset) == dataset else f"paper ({DATASET_LABELS[PAPER_DATASET[dataset]]})"
             rows[(label, paper_label)] = [_cell(cells.loc[m, "paper_mean"], cells.loc[m, "paper_std"], metric.decimals) if m in cells.index else "-"
                                           for m in methods]
-        frame = pd.DataFrame.from_dict(rows, orient="index", columns=[METHOD_LABELS.get(m, m) for m in methods])
+        frame = pd.DataFrame.from_dict(rows, orient="index", columns=[column_label(m) for m in methods])
         grids.append((metric, frame))
     return grids
 

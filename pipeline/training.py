@@ -1,9 +1,9 @@
 """Train one VAE: the same protocol for every prior.
 
 Per minibatch (supplement B, block coordinate ascent, generalised to every prior):
-  1. autoencoder step: Adam on -ELBO w.r.t. encoder, decoder, Laplace scale (and the prior's
-     parameters when the prior is trained with the autoencoder: VampPrior, gradient GMM);
-     then sigma is floored at the batch MAE (original code);
+  1. autoencoder step: Adam on -ELBO w.r.t. encoder and decoder (and the prior's parameters
+     when the prior is trained with the autoencoder: VampPrior, gradient GMM); then the
+     Laplace scale is set from the batch MAE (see pipeline.models.vae.VAE on scale_mode);
   2. prior block step (hierarchical, LaDDer): Adam on the prior VAE's -L'(z) with z detached.
 At each epoch end the prior refits what it fits between epochs (EM GMM, DP mixture of LaDDer)
 from posterior samples of the training set.
@@ -59,7 +59,7 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 def make_optimisers(vae: VAE, settings: dict) -> tuple[torch.optim.Adam, torch.optim.Adam | None]:
     betas = (settings["adam_beta1"], settings["adam_beta2"])
     prior = vae.prior
-    ae_params = [p for name, p in vae.named_parameters() if not name.startswith("prior.")]
+    ae_params = [p for name, p in vae.named_parameters() if not name.startswith("prior.") and p.requires_grad]
     if prior.trained_with_autoencoder:
         ae_params += list(prior.parameters())
     ae_opt = torch.optim.Adam(ae_params, lr=settings["learning_rate"], betas=betas)
@@ -163,7 +163,7 @@ def train(settings: dict, dataset_path: str | Path, model_path: str | Path, run_
             loss.backward()
             _clip(ae_opt, settings["grad_clip_value"])
             ae_opt.step()
-            vae.floor_scale(terms["mae"].item())
+            vae.update_scale(terms["mae"].item())
             if vae.prior.trained_with_autoencoder:
                 vae.prior.after_step()
             batch = {k: terms[k].mean().item() for k in ("elbo", "rec_loglik", "entropy", "log_prior", "mae")}

@@ -63,16 +63,34 @@ def test_architecture_shapes_and_output_range(enc_cls, dec_cls, shape, d_z):
     assert (std > 0).all()
     out = decoder(mean)
     assert out.shape == (2, *shape)
-    assert ((out >= 0) & (out <= 1)).all()
+    assert torch.isfinite(out).all()
     assert encoder.input_shape == shape
 
 
-def test_vae_terms_add_up_and_scale_floor():
+def test_vae_terms_add_up():
     torch.manual_seed(3)
     vae = VAE(MnistEncoder(4), MnistDecoder(4), build_prior("normal", 4, {}))
     terms = vae.terms(torch.rand(3, 1, 28, 28))
     torch.testing.assert_close(terms["elbo"], terms["rec_loglik"] + terms["entropy"] + terms["log_prior"])
-    vae.floor_scale(0.9)
-    assert math.isclose(vae.scale.item(), 0.9, rel_tol=1e-6)
-    vae.floor_scale(0.1)  # a floor never raises... nor lowers an already larger scale
-    assert math.isclose(vae.scale.item(), 0.9, rel_tol=1e-6)
+
+
+def test_decoder_scale_modes():
+    mle = VAE(MnistEncoder(4), MnistDecoder(4), build_prior("normal", 4, {}), scale_mode="mle")
+    mle.update_scale(0.9)
+    mle.update_scale(0.1)  # mle stores the batch MAE itself
+    assert math.isclose(mle.scale.item(), 0.1, rel_tol=1e-6) and not mle.log_scale.requires_grad
+    learned = VAE(MnistEncoder(4), MnistDecoder(4), build_prior("normal", 4, {}), init_scale=0.5, scale_mode="learned")
+    learned.update_scale(0.2)  # below sigma: the floor does nothing
+    assert math.isclose(learned.scale.item(), 0.5, rel_tol=1e-6) and learned.log_scale.requires_grad
+    learned.update_scale(0.9)  # above sigma: floored up to the MAE
+    assert math.isclose(learned.scale.item(), 0.9, rel_tol=1e-6)
+
+
+def test_training_mode_uses_the_batch_mae_as_scale():
+    torch.manual_seed(4)
+    vae = VAE(MnistEncoder(4), MnistDecoder(4), build_prior("normal", 4, {}), scale_mode="mle").train()
+    x = torch.rand(3, 1, 28, 28)
+    terms = vae.terms(x)
+    d = x[0].numel()
+    # with sigma = MAE the Laplace term is -d (1 + log(2 MAE)) on average over the batch
+    torch.testing.assert_close(terms["rec_loglik"].mean(), -d * (1 + torch.log(2 * terms["mae"])), rtol=1e-5, atol=1e-3)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pipeline.models.layers import StdHead
+from pipeline.models.layers import StdHead, output_activation
 
 LEAK = 0.2  # TF's default leaky-ReLU slope, used by the original code
 
@@ -56,14 +56,14 @@ class StyleBlock(nn.Module):
 
 
 class CelebaDecoder(nn.Module):
-    """z -> 8 x (FC512, leaky ReLU) = w -> 7 style blocks 1 -> 128 px -> conv, leaky ReLU, conv3, sigmoid.
+    """z -> 8 x (FC512, leaky ReLU) = w -> 7 style blocks 1 -> 128 px -> conv, leaky ReLU, conv3 -> output.
 
-    The final sigmoid keeps the Laplace mean in [0, 1] as in E.1 (E.2 lists no output activation).
+    E.2 lists no output activation; ``output`` is the same option as for E.1 (default linear).
     """
 
     channels = (512, 512, 512, 256, 256, 128, 128)  # at 2, 4, ..., 128 pixels
 
-    def __init__(self, d_z: int):
+    def __init__(self, d_z: int, output: str = "linear"):
         super().__init__()
         mapping, d_in = [], d_z
         for _ in range(8):
@@ -75,7 +75,7 @@ class CelebaDecoder(nn.Module):
             blocks.append(StyleBlock(c_in, c_out))
             c_in = c_out
         self.blocks = nn.ModuleList(blocks)
-        self.to_rgb = nn.Sequential(nn.Conv2d(128, 128, 3, padding=1), nn.LeakyReLU(LEAK), nn.Conv2d(128, 3, 3, padding=1), nn.Sigmoid())
+        self.to_rgb = nn.Sequential(nn.Conv2d(128, 128, 3, padding=1), nn.LeakyReLU(LEAK), nn.Conv2d(128, 3, 3, padding=1), output_activation(output))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         w = self.mapping(z)       # (B,512)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pipeline.models.layers import StdHead, symmetric_pad
+from pipeline.models.layers import StdHead, output_activation, symmetric_pad
 
 
 class MnistEncoder(nn.Module):
@@ -31,7 +31,7 @@ class MnistEncoder(nn.Module):
 
 
 class MnistDecoder(nn.Module):
-    """z -> FC4096 -> depth-to-space x4, x2, x2, x2 with 3x3 convs -> 5x5 valid conv -> sigmoid (B,1,28,28).
+    """z -> FC4096 -> depth-to-space x4, x2, x2, x2 with 3x3 convs -> 5x5 valid conv -> output (B,1,28,28).
 
     The supplement's last layer reads Conv_16 5x5 followed by a reshape to 28x28x1, which
     cannot hold 16 channels; we use 1 output channel (a typo in the supplement).
@@ -39,14 +39,14 @@ class MnistDecoder(nn.Module):
     network this is only a permutation of the preceding layer's filters.
     """
 
-    def __init__(self, d_z: int):
+    def __init__(self, d_z: int, output: str = "linear"):
         super().__init__()
         self.fc = nn.Linear(d_z, 4096)
         self.body = nn.Sequential(
             nn.PixelShuffle(4), nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(),  # (B,256,4,4)
             nn.PixelShuffle(2), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(),    # (B,64,8,8)
             nn.PixelShuffle(2), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),    # (B,16,16,16)
-            nn.PixelShuffle(2), nn.Conv2d(4, 1, 5), nn.Sigmoid(),              # (B,4,32,32) -> (B,1,28,28)
+            nn.PixelShuffle(2), nn.Conv2d(4, 1, 5), output_activation(output),  # (B,4,32,32) -> (B,1,28,28)
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,8 @@ Contract (shapes: B = batch, d_z = latent size):
   for the training log. ``fit_samples = 0`` means the trainer never calls it.
 - ``bind_encoder(encoder)``: called once by the VAE; VampPrior keeps the (shared) encoder.
 - ``health() -> list[str]``: problems to report in the training log (collapse, NaN).
+- ``run_options``: constructor options that config fills from the dataset block (``d_t``)
+  or the run (``seed``) when a method leaves them unset.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Prior(nn.Module):
     exact: bool = True
     trained_with_autoencoder: bool = False
     fit_samples: int = 0
+    run_options: tuple[str, ...] = ()
 
     def __init__(self, d_z: int):
         super().__init__()

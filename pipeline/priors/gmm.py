@@ -271,6 +271,8 @@ class GMMPrior(Prior):
     - ``init_std=1.0``: 'gradient' only: initial means ~ N(0, init_std^2 I), log-variances 0.
     """
 
+    run_options = ("seed",)
+
     exact = True
 
     def __init__(

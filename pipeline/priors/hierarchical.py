@@ -50,6 +50,8 @@ class HierarchicalPrior(Prior):
     gradients from ``training_log_prob`` in the data ELBO.
     """
 
+    run_options = ("d_t",)
+
     exact = False
     trained_with_autoencoder = False
 

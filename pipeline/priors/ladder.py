@@ -47,6 +47,8 @@ class LadderPrior(HierarchicalPrior):
     - ``seed=0``: the refit at epoch e draws its t and seeds scikit-learn with ``seed + e``.
     """
 
+    run_options = ("d_t", "seed")
+
     def __init__(
         self,
         d_z: int,

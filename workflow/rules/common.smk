@@ -4,7 +4,7 @@ import sys
 
 from snakemake.utils import validate
 
-from pipeline.config import run_settings, validate_config
+from pipeline.config import ablation_methods, run_settings, validate_config
 
 
 # Defaults come from the schema; the package then cross-checks names (datasets, methods).
@@ -40,11 +40,44 @@ def train_threads(wildcards):
 
 
 def runs(pattern, datasets=None, methods=None):
-    return expand(pattern, dataset=datasets or DATASETS, method=methods or METHODS, seed=SEEDS)
+    return expand(pattern, dataset=DATASETS if datasets is None else datasets, method=methods or METHODS, seed=SEEDS)
+
+
+def fid_weights():
+    return config["fid"]["weights_path"] or config["fid"]["converted_path"]
+
+
+# Table 1 is CelebA's FID table; supplement Table 1 holds the other datasets.
+FID_TABLE_DATASETS = {
+    "table1": [d for d in DATASETS if d == "celeba"],
+    "table_sm1": [d for d in DATASETS if d != "celeba"],
+    "table_sm2": [d for d in DATASETS if config["ablation"]["d_t"].get(d)],
+}
+
+
+def real_fids(datasets):
+    return expand("results/fid/{dataset}/real_seed{seed}.json", dataset=datasets, seed=SEEDS)
+
+
+def table_inputs(table):
+    """Per-run JSON files a table is built from."""
+    if table in ("table2", "table3"):
+        return runs(RUN + "/metrics.json")
+    datasets = FID_TABLE_DATASETS[table]
+    if table == "table1":
+        return runs(RUN + "/fid.json", datasets=datasets)
+    if table == "table_sm1":
+        return runs(RUN + "/fid.json", datasets=datasets) + real_fids(datasets)
+    ablation = [f for d in datasets for f in runs(RUN + "/fid.json", datasets=[d], methods=ablation_methods(config, d))]
+    return ablation + real_fids(datasets)
+
+
+def all_tables():
+    return ["table2", "table3"] + [t for t, datasets in FID_TABLE_DATASETS.items() if datasets]
 
 
 def all_table_outputs():
-    return expand("results/tables/{table}.{ext}", table=["table2", "table3"], ext=["csv", "md", "tex"])
+    return expand("results/tables/{table}.{ext}", table=all_tables(), ext=["csv", "md", "tex"])
 
 
 def all_sample_grids():

@@ -1,28 +1,16 @@
-rule table2:
+# Paper tables: mean +- std over seeds, paper values beside ours (pipeline/tables.py).
+rule table:
     input:
-        runs(RUN + "/metrics.json"),
+        lambda wildcards: table_inputs(wildcards.table),
     output:
-        csv=report("results/tables/table2.csv", caption="../report/table2.rst", category="Tables"),
-        md="results/tables/table2.md",
-        tex="results/tables/table2.tex",
+        csv=report("results/tables/{table}.csv", caption="../report/tables.rst", category="Tables", labels={"table": "{table}"}),
+        md="results/tables/{table}.md",
+        tex="results/tables/{table}.tex",
     log:
-        "results/logs/tables/table2.log",
+        "results/logs/tables/{table}.log",
+    wildcard_constraints:
+        table="table1|table2|table3|table_sm1|table_sm2",
     conda:
         "../../environment.yml"
     shell:
-        "{PYTHON} -m pipeline table --name table2 --inputs {input} --out-prefix results/tables/table2 > {log} 2>&1"
-
-
-rule table3:
-    input:
-        runs(RUN + "/metrics.json"),
-    output:
-        csv=report("results/tables/table3.csv", caption="../report/table3.rst", category="Tables"),
-        md="results/tables/table3.md",
-        tex="results/tables/table3.tex",
-    log:
-        "results/logs/tables/table3.log",
-    conda:
-        "../../environment.yml"
-    shell:
-        "{PYTHON} -m pipeline table --name table3 --inputs {input} --out-prefix results/tables/table3 > {log} 2>&1"
+        "{PYTHON} -m pipeline table --name {wildcards.table} --inputs {input} --out-prefix results/tables/{wildcards.table} > {log} 2>&1"
