@@ -5,12 +5,14 @@
 #   snakemake --profile profiles/slurm --configfile config/config.yaml all_tables
 #
 # Stages, one file each under workflow/rules/: data -> train -> evaluate/encode/sample -> tables.
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config/quick.yaml"
+configfile: os.path.join(workflow.basedir, "config", "quick.yaml")
 
 
 include: "workflow/rules/common.smk"

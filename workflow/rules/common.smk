@@ -18,6 +18,9 @@ METHODS = config["run"]["methods"]
 SEEDS = config["run"]["seeds"]
 
 RUN = "results/runs/{dataset}/{method}/seed{seed}"
+# GPU jobs declare gpu=1: local runs ignore it unless `--resources gpu=N` is given (then at most
+# N such jobs run at once); the SLURM executor turns it into a GPU request.
+GPU_JOB = 0 if config["training"]["device"] == "cpu" else 1
 
 
 wildcard_constraints:

@@ -20,6 +20,8 @@ rule fid_reference:
         data="data/processed/{dataset}.h5",
     output:
         "results/fid/{dataset}/reference.npz",
+    resources:
+        gpu=GPU_JOB,
     params:
         options=as_json(config["fid"]),
     log:
@@ -59,6 +61,8 @@ rule fid_model:
         reference="results/fid/{dataset}/reference.npz",
     output:
         RUN + "/fid.json",
+    resources:
+        gpu=GPU_JOB,
     params:
         options=as_json(config["fid"]),
     log:

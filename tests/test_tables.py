@@ -1,0 +1,62 @@
+"""Tables: mean +- std over seeds, paper values beside ours, all three formats."""
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from pipeline.tables import PAPER_VALUES, build_table
+
+
+def write_run(path, dataset, method, seed, **metrics):
+    path.write_text(json.dumps({"dataset": dataset, "method": method, "seed": seed, "metrics": metrics}))
+    return path
+
+
+def test_table3_mean_std_and_paper_values(tmp_path):
+    inputs = [write_run(tmp_path / f"{m}{s}.json", "fashion_mnist", m, s, elbo=e, rec_error=r)
+              for m, s, e, r in [("normal", 0, 100.0, 0.05), ("normal", 1, 110.0, 0.07), ("ladder", 0, 120.0, 0.04), ("ladder", 1, 124.0, 0.04)]]
+    summary = build_table("table3", inputs, tmp_path / "out" / "table3")
+    row = summary[(summary.metric == "elbo") & (summary.method == "normal")].iloc[0]
+    assert row["mean"] == 105.0 and math.isclose(row["std"], 7.0710678, rel_tol=1e-6) and row.n_seeds == 2
+    assert row.paper_mean == 1078.4 and row.paper_std == 23.4
+    rec = summary[(summary.metric == "rec_error_x100") & (summary.method == "normal")].iloc[0]
+    assert math.isclose(rec["mean"], 6.0)  # x100 as printed in the paper
+    md = (tmp_path / "out" / "table3.md").read_text()
+    assert "105.0 ± 7.1" in md and "1078.4 ± 23.4" in md and "Ours (LaDDer)" in md
+    tex = (tmp_path / "out" / "table3.tex").read_text()
+    assert r"105.0 $\pm$ 7.1" in tex and r"\begin{tabular}" in tex
+    csv = pd.read_csv(tmp_path / "out" / "table3.csv")
+    assert set(csv.columns) >= {"mean", "std", "paper_mean", "paper_std", "n_seeds"}
+    assert (tmp_path / "out" / "table3.provenance.json").exists()
+
+
+def test_mnist5k_is_compared_with_the_paper_mnist_row_and_labelled(tmp_path):
+    inputs = [write_run(tmp_path / "a.json", "mnist5k", "gmm", 0, cross_entropy=-9.0)]
+    summary = build_table("table2", inputs, tmp_path / "t2")
+    assert summary.iloc[0].paper_mean == -8.4 and summary.iloc[0].paper_dataset == "mnist"
+    assert "paper (MNIST)" in (tmp_path / "t2.md").read_text()
+
+
+def test_dt_ablation_columns_and_fid_counts(tmp_path):
+    inputs = [write_run(tmp_path / f"{d}.json", "fashion_mnist", "ladder" if d == 16 else f"ladder_dt{d}", 0, fid_generation=10.0 / d, d_t=d,
+                        fid_n_generated=50, fid_n_reference=100) for d in (2, 16)]
+    inputs.append(write_run(tmp_path / "real.json", "fashion_mnist", "real", 0, fid_real=1.5, fid_n_generated=50, fid_n_reference=100))
+    summary = build_table("table_sm2", inputs, tmp_path / "sm2")
+    assert set(summary.method) == {"ladder_dt2", "ladder_dt16", "real"}
+    assert summary[summary.method == "ladder_dt16"].iloc[0].paper_mean == 5.2
+    md = (tmp_path / "sm2.md").read_text()
+    assert "d_t = 2" in md and "d_t = 16" in md and "fid_n_generated" in md and ": 50" in md
+
+
+def test_paper_values_are_all_labelled_paper():
+    paper = pd.read_csv(PAPER_VALUES, comment="#")
+    assert (paper.source == "paper").all() and len(paper) > 100
+
+
+def test_bad_input_file_is_named(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    with pytest.raises(ValueError, match="bad.json"):
+        build_table("table2", [bad], tmp_path / "x")

@@ -1,0 +1,97 @@
+"""The Snakemake workflow end to end on a tiny config, and the paper-scale DAG."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.provenance import REPO_ROOT
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO_ROOT / "Snakefile")]
+METHODS = ["normal", "vampprior", "gmm", "hierarchical", "ladder"]
+
+
+def snakemake(*args, cwd, timeout=900):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def tiny_config(tmp_path: Path) -> Path:
+    config = yaml.safe_load((REPO_ROOT / "config" / "quick.yaml").read_text())
+    config["run"] = {"datasets": ["mnist5k"], "methods": METHODS, "seeds": [0]}
+    config["datasets"]["mnist5k"].update(epochs=2, batch_size=64, train_limit=256, test_limit=64)
+    config["methods"]["vampprior"]["options"]["n_components"] = 4
+    config["methods"]["gmm"]["options"].update(n_components=3, fit_samples=64, max_iter=20)
+    config["methods"]["hierarchical"]["options"].update(n_layers=1, hidden=32)
+    config["methods"]["ladder"]["options"].update(n_layers=1, hidden=32, n_components=3, fit_samples=64, n_hyper_samples=4, max_iter=20)
+    config["training"]["num_threads"] = 1
+    config["evaluation"].update(is_samples=8, batch_size=64)
+    config["sampling"].update(n_samples=16, batch_size=16)
+    config["fid"].update(n_samples=8, n_reference=8, batch_size=8, device="cpu")
+    config["ablation"]["d_t"] = {"mnist5k": [2, 8]}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.mark.slow
+def test_tiny_workflow_end_to_end_then_nothing_to_do(tmp_path):
+    config = tiny_config(tmp_path)
+    started = time.time()
+    result = snakemake("--cores", "2", "--configfile", str(config), "all", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    print(f"tiny workflow: {time.time() - started:.0f} s")
+
+    tables = tmp_path / "results" / "tables"
+    for table in ("table2", "table3", "table_sm1", "table_sm2"):
+        for ext in ("csv", "md", "tex", "provenance.json"):
+            assert (tables / f"{table}.{ext}").stat().st_size > 0, f"{table}.{ext}"
+    assert not (tables / "table1.csv").exists()  # CelebA is not in this run
+    table3 = (tables / "table3.md").read_text()
+    for label in ("Normal", "VampPrior", "GMM", "Hierarchical", "Ours (LaDDer)", "paper (MNIST)"):
+        assert label in table3
+    sm2 = (tables / "table_sm2.md").read_text()
+    assert "d_t = 2" in sm2 and "d_t = 8" in sm2 and "fid_n_generated" in sm2
+    for method in METHODS:
+        run = tmp_path / "results" / "runs" / "mnist5k" / method / "seed0"
+        for name in ("model.pt", "checkpoint.pt", "stats.csv", "training_options.json", "metrics.json", "encodings.h5", "samples.h5", "fid.json"):
+            assert (run / name).exists(), f"{method}/{name}"
+        assert (tmp_path / "results" / "figures" / "samples" / f"mnist5k_{method}_seed0.pdf").exists()
+    assert (tmp_path / "results" / "runs" / "mnist5k" / "ladder_dt2" / "seed0" / "fid.json").exists()
+    assert not (tmp_path / "results" / "runs" / "mnist5k" / "ladder_dt8").exists()  # d_t = 8 reuses the ladder run
+
+    again = snakemake("--cores", "2", "--configfile", str(config), "all", "--dry-run", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_paper_scale_dry_run_builds_every_job(tmp_path):
+    result = snakemake("--cores", "8", "--configfile", str(REPO_ROOT / "config" / "config.yaml"), "all", "--dry-run", "--quiet", "rules",
+                       cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout + result.stderr
+    # 3 datasets x (5 methods + 3 extra d_t values; 4 on CelebA) x 5 seeds training runs
+    assert " train_model " in out or "train_model" in out
+    counts = {line.split()[0]: int(line.split()[1]) for line in out.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert counts["train_model"] == 5 * (5 + 3) + 5 * (5 + 3) + 5 * (5 + 4)
+    assert counts["prepare_dataset"] == 3 and counts["fid_reference"] == 3
+    assert counts["table"] == 5  # Tables 1, 2, 3 and supplement Tables 1, 2
+
+
+def test_lint_is_clean():
+    result = subprocess.run([*SNAKEMAKE, "--lint"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+
+
+def test_bad_config_value_stops_with_its_key(tmp_path):
+    config = yaml.safe_load((REPO_ROOT / "config" / "quick.yaml").read_text())
+    config["datasets"]["mnist5k"]["epochs"] = -1
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake("--cores", "1", "--configfile", str(path), "--dry-run", cwd=tmp_path, timeout=300)
+    assert result.returncode != 0
+    assert "epochs" in result.stdout + result.stderr
