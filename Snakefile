@@ -12,6 +12,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+# workflow/rules/common.smk puts this interpreter's bin folder first on PATH for the jobs.
+envvars:
+    "PATH",
+
+
 configfile: os.path.join(workflow.basedir, "config", "quick.yaml")
 
 

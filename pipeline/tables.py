@@ -158,10 +158,9 @@ def to_markdown(name: str, summary: pd.DataFrame) -> str:
         lines.append("")
     seeds = summary.groupby(["dataset", "method"]).n_seeds.first()
     lines.append(f"Ours: mean ± std over seeds (seeds per cell: {sorted(set(seeds))}). Paper values as printed, for comparison only.")
-    for note in TABLES[name].notes:
-        if note in summary:
-            counts = ", ".join(f"{DATASET_LABELS.get(d, d)}/{m}: {v}" for d, m, v in summary[["dataset", "method", note]].drop_duplicates().values)
-            lines.append(f"{note}: {counts}")
+    counts = [f"{note} = {', '.join(sorted(set(summary[note].dropna().astype(str))))}" for note in TABLES[name].notes if note in summary]
+    if counts:
+        lines.append("Images per FID (all cells): " + "; ".join(counts) + ". Compare FIDs only at equal counts.")
     return "\n".join(lines) + "\n"
 
 

@@ -47,7 +47,7 @@ def test_dt_ablation_columns_and_fid_counts(tmp_path):
     assert set(summary.method) == {"ladder_dt2", "ladder_dt16", "real"}
     assert summary[summary.method == "ladder_dt16"].iloc[0].paper_mean == 5.2
     md = (tmp_path / "sm2.md").read_text()
-    assert "d_t = 2" in md and "d_t = 16" in md and "fid_n_generated" in md and ": 50" in md
+    assert "d_t = 2" in md and "d_t = 16" in md and "fid_n_generated = 50" in md
 
 
 def test_paper_values_are_all_labelled_paper():

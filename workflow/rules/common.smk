@@ -1,5 +1,6 @@
 # Config validation, path patterns and input functions shared by every stage.
 import json
+import os
 import sys
 
 from snakemake.utils import validate
@@ -11,13 +12,15 @@ from pipeline.config import ablation_methods, run_settings, validate_config
 validate(config, schema="../schemas/config.schema.yaml")
 validate_config(config, source="snakemake config")
 
-# The interpreter running Snakemake runs the rules too, so one environment serves both.
-PYTHON = sys.executable
+# Rules run `python -m pipeline`: put the interpreter running Snakemake first on PATH, so its
+# environment serves the jobs too (a --use-conda environment, activated per job, still wins).
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
 DATASETS = config["run"]["datasets"]
 METHODS = config["run"]["methods"]
 SEEDS = config["run"]["seeds"]
 
 RUN = "results/runs/{dataset}/{method}/seed{seed}"
+MODEL, METRICS, FID, SAMPLES, ENCODINGS = (f"{RUN}/{name}" for name in ("model.pt", "metrics.json", "fid.json", "samples.h5", "encodings.h5"))
 # GPU jobs declare gpu=1: local runs ignore it unless `--resources gpu=N` is given (then at most
 # N such jobs run at once); the SLURM executor turns it into a GPU request.
 GPU_JOB = 0 if config["training"]["device"] == "cpu" else 1
@@ -62,16 +65,17 @@ def real_fids(datasets):
     return expand("results/fid/{dataset}/real_seed{seed}.json", dataset=datasets, seed=SEEDS)
 
 
-def table_inputs(table):
+def table_inputs(wildcards):
     """Per-run JSON files a table is built from."""
+    table = wildcards.table
     if table in ("table2", "table3"):
-        return runs(RUN + "/metrics.json")
+        return runs(METRICS)
     datasets = FID_TABLE_DATASETS[table]
     if table == "table1":
-        return runs(RUN + "/fid.json", datasets=datasets)
+        return runs(FID, datasets=datasets)
     if table == "table_sm1":
-        return runs(RUN + "/fid.json", datasets=datasets) + real_fids(datasets)
-    ablation = [f for d in datasets for f in runs(RUN + "/fid.json", datasets=[d], methods=ablation_methods(config, d))]
+        return runs(FID, datasets=datasets) + real_fids(datasets)
+    ablation = [f for d in datasets for f in runs(FID, datasets=[d], methods=ablation_methods(config, d))]
     return ablation + real_fids(datasets)
 
 
@@ -88,4 +92,4 @@ def all_sample_grids():
 
 
 def all_encodings():
-    return runs(RUN + "/encodings.h5")
+    return runs(ENCODINGS)

@@ -10,4 +10,4 @@ rule prepare_dataset:
     conda:
         "../../environment.yml"
     shell:
-        "{PYTHON} -m pipeline prepare-data --dataset {wildcards.dataset} --options {params.options:q} --out {output} > {log} 2>&1"
+        "python -m pipeline prepare-data --dataset {wildcards.dataset} --options {params.options:q} --out {output} > {log} 2>&1"

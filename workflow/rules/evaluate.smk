@@ -1,9 +1,9 @@
 rule evaluate_model:
     input:
-        model=RUN + "/model.pt",
+        model=MODEL,
         data="data/processed/{dataset}.h5",
     output:
-        RUN + "/metrics.json",
+        METRICS,
     params:
         options=as_json(config["evaluation"]),
     log:
@@ -13,28 +13,30 @@ rule evaluate_model:
     conda:
         "../../environment.yml"
     shell:
-        "{PYTHON} -m pipeline evaluate --model {input.model} --data {input.data} --options {params.options:q} --out {output} > {log} 2>&1"
+        "python -m pipeline evaluate --model {input.model} --data {input.data} --options {params.options:q} --out {output} > {log} 2>&1"
 
 
 rule encode:
     input:
-        model=RUN + "/model.pt",
+        model=MODEL,
         data="data/processed/{dataset}.h5",
     output:
-        RUN + "/encodings.h5",
+        ENCODINGS,
     log:
         "results/logs/encode/{dataset}/{method}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/encode/{dataset}/{method}/seed{seed}.tsv"
     conda:
         "../../environment.yml"
     shell:
-        "{PYTHON} -m pipeline encode --model {input.model} --data {input.data} --out {output} > {log} 2>&1"
+        "python -m pipeline encode --model {input.model} --data {input.data} --out {output} > {log} 2>&1"
 
 
 rule sample:
     input:
-        model=RUN + "/model.pt",
+        model=MODEL,
     output:
-        samples=RUN + "/samples.h5",
+        samples=SAMPLES,
         png=report(
             "results/figures/samples/{dataset}_{method}_seed{seed}.png",
             caption="../report/samples.rst",
@@ -50,4 +52,4 @@ rule sample:
     conda:
         "../../environment.yml"
     shell:
-        "{PYTHON} -m pipeline sample --model {input.model} --options {params.options:q} --out {output.samples} --grid {output.png} {output.pdf} > {log} 2>&1"
+        "python -m pipeline sample --model {input.model} --options {params.options:q} --out {output.samples} --grid {output.png} {output.pdf} > {log} 2>&1"

@@ -11,7 +11,7 @@ rule prepare_fid_weights:
     conda:
         "../../environment.yml"
     shell:
-        "{PYTHON} -m pipeline fid-weights --out {output} > {log} 2>&1"
+        "python -m pipeline fid-weights --out {output} > {log} 2>&1"
 
 
 rule fid_reference:
@@ -31,7 +31,7 @@ rule fid_reference:
     conda:
         "../../environment.yml"
     shell:
-        "{PYTHON} -m pipeline fid-reference --weights {input.weights} --data {input.data} --options {params.options:q} --out {output} > {log} 2>&1"
+        "python -m pipeline fid-reference --weights {input.weights} --data {input.data} --options {params.options:q} --out {output} > {log} 2>&1"
 
 
 rule fid_real:
@@ -48,19 +48,19 @@ rule fid_real:
     conda:
         "../../environment.yml"
     shell:
-        "{PYTHON} -m pipeline fid-real --weights {input.weights} --data {input.data} --reference {input.reference}"
+        "python -m pipeline fid-real --weights {input.weights} --data {input.data} --reference {input.reference}"
         " --dataset {wildcards.dataset} --seed {wildcards.seed} --options {params.options:q} --out {output} > {log} 2>&1"
 
 
 rule fid_model:
     input:
         weights=fid_weights(),
-        model=RUN + "/model.pt",
-        samples=RUN + "/samples.h5",
+        model=MODEL,
+        samples=SAMPLES,
         data="data/processed/{dataset}.h5",
         reference="results/fid/{dataset}/reference.npz",
     output:
-        RUN + "/fid.json",
+        FID,
     resources:
         gpu=GPU_JOB,
     params:
@@ -72,5 +72,5 @@ rule fid_model:
     conda:
         "../../environment.yml"
     shell:
-        "{PYTHON} -m pipeline fid --weights {input.weights} --model {input.model} --samples {input.samples} --data {input.data}"
+        "python -m pipeline fid --weights {input.weights} --model {input.model} --samples {input.samples} --data {input.data}"
         " --reference {input.reference} --options {params.options:q} --out {output} > {log} 2>&1"

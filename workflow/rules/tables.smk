@@ -1,7 +1,7 @@
 # Paper tables: mean +- std over seeds, paper values beside ours (pipeline/tables.py).
 rule table:
     input:
-        lambda wildcards: table_inputs(wildcards.table),
+        table_inputs,
     output:
         csv=report("results/tables/{table}.csv", caption="../report/tables.rst", category="Tables", labels={"table": "{table}"}),
         md="results/tables/{table}.md",
@@ -13,4 +13,4 @@ rule table:
     conda:
         "../../environment.yml"
     shell:
-        "{PYTHON} -m pipeline table --name {wildcards.table} --inputs {input} --out-prefix results/tables/{wildcards.table} > {log} 2>&1"
+        "python -m pipeline table --name {wildcards.table} --inputs {input} --out-prefix results/tables/{wildcards.table} > {log} 2>&1"

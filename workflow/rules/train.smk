@@ -5,7 +5,7 @@ rule train_model:
     input:
         data="data/processed/{dataset}.h5",
     output:
-        model=RUN + "/model.pt",
+        model=MODEL,
     params:
         settings=train_settings,
     threads: train_threads
@@ -18,4 +18,4 @@ rule train_model:
     conda:
         "../../environment.yml"
     shell:
-        "{PYTHON} -m pipeline train --settings {params.settings:q} --data {input.data} --out {output.model} --threads {threads} > {log} 2>&1"
+        "python -m pipeline train --settings {params.settings:q} --data {input.data} --out {output.model} --threads {threads} > {log} 2>&1"

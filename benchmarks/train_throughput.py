@@ -1,0 +1,85 @@
+"""Training throughput (images/s) of one VAE step per architecture and prior, on this machine.
+
+    python benchmarks/train_throughput.py --arch mnist --prior normal ladder --batch-size 256 --steps 20
+    python benchmarks/train_throughput.py --arch celeba --device cuda --batch-size 256
+
+One "step" is what pipeline.training does per minibatch: the autoencoder step and, for the
+hierarchical and LaDDer priors, the prior-VAE block step. Writes a JSON line per case to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from pipeline.config import load_config, run_settings
+from pipeline.models import build_vae
+from pipeline.provenance import device_description
+from pipeline.training import make_optimisers, resolve_device
+
+
+def measure(arch: str, prior: str, batch_size: int, steps: int, device: torch.device, warmup: int = 3) -> dict:
+    config = load_config()
+    dataset = "celeba" if arch == "celeba" else "mnist5k"
+    if dataset not in config["datasets"]:
+        config = load_config(Path(__file__).parents[1] / "config" / "config.yaml")
+    settings = run_settings(config, dataset, prior, 0)
+    settings.update(device=str(device))
+    vae = build_vae(settings).to(device).train()
+    ae_opt, prior_opt = make_optimisers(vae, settings)
+    x = torch.rand(batch_size, *vae.encoder.input_shape, device=device)
+
+    def step():
+        terms = vae.terms(x)
+        ae_opt.zero_grad(set_to_none=True)
+        (-terms["elbo"].mean()).backward()
+        ae_opt.step()
+        if prior_opt is not None:
+            prior_opt.zero_grad(set_to_none=True)
+            vae.prior.block_loss(terms["z"].detach()).backward()
+            prior_opt.step()
+
+    for _ in range(warmup):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    return {"arch": arch, "prior": prior, "batch_size": batch_size, "steps": steps, "seconds_per_step": seconds / steps,
+            "images_per_s": batch_size * steps / seconds, "device": device_description(device), "threads": torch.get_num_threads(),
+            "host": platform.node()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--arch", choices=["mnist", "celeba"], default="mnist")
+    parser.add_argument("--prior", nargs="+", default=["normal", "vampprior", "gmm", "hierarchical", "ladder"])
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--out", default="benchmarks/out/train_throughput.jsonl")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    for prior in args.prior:
+        result = measure(args.arch, prior, args.batch_size, args.steps, device)
+        print(f"{args.arch:7s} {prior:13s} batch {args.batch_size:4d}: {result['seconds_per_step'] * 1e3:8.1f} ms/step "
+              f"{result['images_per_s']:9.1f} images/s on {result['device']} ({result['threads']} threads)", flush=True)
+        with open(args.out, "a") as handle:
+            handle.write(json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main()
