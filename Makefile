@@ -29,7 +29,7 @@ quick: setup /usr/share/datasets/fashion-mnist
 	$(VENV)/bin/snakemake --cores $(CORES) all_tables
 
 paper: setup
-	$(VENV)/bin/snakemake --cores $(CORES) --configfile config/config.yaml all
+	$(VENV)/bin/snakemake all --cores $(CORES) --configfile config/config.yaml
 
 test: setup
 	$(PY) -m pytest

@@ -1,8 +1,9 @@
 # LaDDer reproduction: the table of contents of the workflow.
 #
 #   snakemake --cores 2 all_tables                                  # quick profile (embedded default)
-#   snakemake --cores 8 --configfile config/config.yaml all_tables  # paper scale
-#   snakemake --profile profiles/slurm --configfile config/config.yaml all_tables
+#   snakemake all_tables --cores 8 --configfile config/config.yaml  # paper scale
+#   snakemake all_tables --profile profiles/slurm --configfile config/config.yaml
+# Name targets before --configfile: it takes several files and would swallow them.
 #
 # Stages, one file each under workflow/rules/: data -> train -> evaluate/encode/sample -> tables.
 import os
