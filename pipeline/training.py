@@ -158,24 +158,26 @@ def train(settings: dict, dataset_path: str | Path, model_path: str | Path, run_
             x = to_float(images[order[step * batch_size:(step + 1) * batch_size].to(device)])
             terms = vae.terms(x, prior_term="training")
             loss = -terms["elbo"].mean()
-            _check_finite(loss, "autoencoder loss", epoch, step, run)
             ae_opt.zero_grad(set_to_none=True)
             loss.backward()
             _clip(ae_opt, settings["grad_clip_value"])
             ae_opt.step()
-            vae.update_scale(terms["mae"].item())
+            vae.update_scale(terms["mae"])
             if vae.prior.trained_with_autoencoder:
                 vae.prior.after_step()
-            batch = {k: terms[k].mean().item() for k in ("elbo", "rec_loglik", "entropy", "log_prior", "mae")}
+            logged = {k: terms[k].detach().mean() for k in ("elbo", "rec_loglik", "entropy", "log_prior", "mae")}
             if prior_opt is not None:
                 prior_loss = vae.prior.block_loss(terms["z"].detach())
-                _check_finite(prior_loss, "prior block loss", epoch, step, run)
                 prior_opt.zero_grad(set_to_none=True)
                 prior_loss.backward()
                 _clip(prior_opt, settings["grad_clip_value"])
                 prior_opt.step()
                 vae.prior.after_step()
-                batch["prior_loss"] = prior_loss.item()
+                logged["prior_loss"] = prior_loss.detach()
+            batch = dict(zip(logged, torch.stack(list(logged.values())).tolist()))  # one device sync per step
+            # A non-finite step stops the run before this epoch's checkpoint: the last good one stays.
+            _check_finite(batch["elbo"], "autoencoder ELBO", epoch, step, run)
+            _check_finite(batch.get("prior_loss", 0.0), "prior block loss", epoch, step, run)
             for key, value in batch.items():
                 sums[key] = sums.get(key, 0.0) + value * len(x)
             if step % 10 == 0:
@@ -217,10 +219,10 @@ def load_model(model_path: str | Path, device: torch.device | str = "cpu") -> tu
     return vae, state["settings"]
 
 
-def _check_finite(loss: torch.Tensor, what: str, epoch: int, step: int, run: Run) -> None:
-    if not torch.isfinite(loss):
+def _check_finite(value: float, what: str, epoch: int, step: int, run: Run) -> None:
+    if not math.isfinite(value):
         kept = f"the last good checkpoint {run.checkpoint} (epoch {epoch}) is kept" if run.checkpoint.exists() else "no checkpoint was written yet"
-        raise TrainingDiverged(f"{what} is {loss.item()} at epoch {epoch + 1}, step {step}; {kept}. "
+        raise TrainingDiverged(f"{what} is {value} at epoch {epoch + 1}, step {step}; {kept}. "
                                "Lower the learning rate or check the data, then rerun to resume.")
 
 

@@ -61,14 +61,14 @@ class VAE(nn.Module):
         return self.log_scale.exp()
 
     @torch.no_grad()
-    def update_scale(self, mae: float) -> None:
+    def update_scale(self, mae: torch.Tensor | float) -> None:
         """After a training step: 'learned' floors sigma at the batch MAE (original code);
-        'mle' stores the batch MAE itself."""
-        log_mae = math.log(max(mae, MIN_SCALE))
+        'mle' stores the batch MAE itself. Stays on the device (no host sync)."""
+        log_mae = torch.as_tensor(mae, device=self.log_scale.device).clamp_min(MIN_SCALE).log()
         if self.scale_mode == "mle":
-            self.log_scale.fill_(log_mae)
+            self.log_scale.copy_(log_mae)
         else:
-            self.log_scale.clamp_(min=log_mae)
+            self.log_scale.copy_(torch.maximum(self.log_scale, log_mae))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encoder(x)
