@@ -4,6 +4,9 @@
   ``mc_samples`` reparameterised z per image, the entropy in closed form, log p(z) exact for
   priors that have it and the paper's bound L'(z) (Eq. 7/8) for the generative priors.
 - Per-pixel reconstruction error (Table 3): mean |x - decoder(posterior mean)| over pixels.
+- Active units (Burda et al. 2016, reported by Xu et al. 2019): latent dimensions whose
+  posterior mean varies across the test set, Var_x(E_q[z_i]) > 0.01. Few active units flag a
+  collapsed posterior (the decoder ignores z).
 - Cross-entropy E_q(z)[log p(z)] (Table 2): z ~ q(z|x) over the test set (Eq. 3), log p(z)
   exact, or for the hierarchical and LaDDer priors an importance-sampling estimate with
   q(t|z) as proposal and ``is_samples`` samples; the lower bound is recorded beside it.
@@ -18,6 +21,8 @@ from pipeline.models import VAE
 from pipeline.models.vae import gaussian_entropy, laplace_log_likelihood
 from pipeline.training import to_float
 
+ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016
+
 
 @torch.no_grad()
 def evaluate(vae: VAE, images: torch.Tensor, mc_samples: int = 1, is_samples: int = 1000, batch_size: int = 500,
@@ -26,10 +31,12 @@ def evaluate(vae: VAE, images: torch.Tensor, mc_samples: int = 1, is_samples: in
     torch.manual_seed(seed)
     vae.eval()
     prior = vae.prior
+    posterior_means = []
     per_image: dict[str, list[torch.Tensor]] = {k: [] for k in ("elbo", "rec_loglik", "entropy", "log_prior_elbo", "cross_entropy", "cross_entropy_bound", "rec_error")}
     for start in tqdm(range(0, len(images), batch_size), desc="evaluate", disable=not progress, mininterval=2.0):
         x = to_float(images[start:start + batch_size].to(device))       # (B,C,H,W)
         mean, std = vae.encode(x)                                       # (B,d_z)
+        posterior_means.append(mean.double().cpu())
         entropy = gaussian_entropy(std)                                 # (B,)
         sums = {k: torch.zeros(len(x), device=x.device) for k in ("rec", "bound", "ce")}
         for _ in range(mc_samples):
@@ -50,7 +57,10 @@ def evaluate(vae: VAE, images: torch.Tensor, mc_samples: int = 1, is_samples: in
     n = len(images)
     result = {k: v.mean().item() for k, v in values.items()}
     result.update({f"{k}_std_over_images": v.std().item() for k, v in values.items()})
+    unit_variance = torch.cat(posterior_means).var(0)                   # (d_z,)
     result.update(
+        active_units=int((unit_variance > ACTIVE_UNIT_THRESHOLD).sum()),
+        latent_dims=int(unit_variance.numel()),
         n_images=n,
         scale=vae.scale.item(),
         estimators={
@@ -59,6 +69,7 @@ def evaluate(vae: VAE, images: torch.Tensor, mc_samples: int = 1, is_samples: in
             "cross_entropy": "exact log p(z)" if prior.exact else f"importance sampling, proposal q(t|z), K={is_samples}",
             "cross_entropy_bound": "same as cross_entropy" if prior.exact else "prior-VAE ELBO L'(z), a lower bound",
             "rec_error": "mean |x - decoder(posterior mean)| per pixel, pixels in [0, 1]",
+            "active_units": f"dimensions with Var_x(E_q[z_i]) > {ACTIVE_UNIT_THRESHOLD} over the test images",
         },
         mc_samples=mc_samples,
         is_samples=None if prior.exact else is_samples,
