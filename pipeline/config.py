@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import yaml
@@ -152,6 +151,3 @@ def run_settings(config: dict, dataset: str, method: str, seed: int) -> dict:
         **{key: training[key] for key in sorted(training)},
     }
 
-
-def describe(value: Any) -> str:
-    return yaml.safe_dump(value, sort_keys=False).strip()

@@ -67,10 +67,6 @@ TABLES = {
 }
 
 
-def register_table(name: str, spec: TableSpec) -> None:
-    TABLES[name] = spec
-
-
 def column_label(column: str) -> str:
     if "_dt" in column:
         return "d_t = " + column.rsplit("_dt", 1)[1]
