@@ -173,8 +173,8 @@ def cmd_fid(args) -> None:
     options = _config_block(args, "fid")
     scorer = _scorer(args, options)
     vae, settings = load_model(args.model, _device(options["device"]))
-    test_images, _ = load_split(args.data, "test")
-    reconstructed = reconstruct(vae, test_images[: options["n_samples"]], device=_device(options["device"]))
+    test_images, _ = load_split(args.data, "test", limit=options["n_samples"])
+    reconstructed = reconstruct(vae, test_images, device=_device(options["device"]))
     metrics = model_fids(scorer, scorer.load(args.reference), generated_images(args.samples, options["n_samples"]), reconstructed)
     metrics["d_t"] = settings["prior_options"].get("d_t")
     write_json(args.out, {"dataset": settings["dataset"], "method": settings["method"], "seed": settings["seed"], "metrics": metrics},

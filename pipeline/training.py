@@ -156,7 +156,7 @@ def train(settings: dict, dataset_path: str | Path, model_path: str | Path, run_
         vae.train()
         for step in bar:
             x = to_float(images[order[step * batch_size:(step + 1) * batch_size].to(device)])
-            terms = vae.terms(x, prior_term="training")
+            terms = vae.terms(x)
             loss = -terms["elbo"].mean()
             ae_opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -7,7 +7,7 @@ import torch
 from torch.distributions import Laplace, Normal, kl_divergence
 
 from pipeline.models.celeba import CelebaDecoder, CelebaEncoder
-from pipeline.models.layers import symmetric_pad
+from pipeline.layers import symmetric_pad
 from pipeline.models.mnist import MnistDecoder, MnistEncoder
 from pipeline.models.vae import VAE, gaussian_entropy, laplace_log_likelihood
 from pipeline.priors import build_prior

@@ -256,8 +256,8 @@ def set_proposal(prior, A, b, sigma, inflate: float = 1.2, prec_t: torch.Tensor 
     with torch.no_grad():
         prior.vae.enc_mean.weight.copy_(W)
         prior.vae.enc_mean.bias.copy_(-W @ b)
-        prior.vae.enc_std.weight.zero_()
-        prior.vae.enc_std.bias.copy_(torch.log(torch.expm1(std - 1e-3)))
+        prior.vae.enc_std.linear.weight.zero_()
+        prior.vae.enc_std.linear.bias.copy_(torch.log(torch.expm1(std - 1e-3)))
 
 
 def test_prior_vae_linear_when_no_hidden_layers():

@@ -28,7 +28,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from pipeline.data.store import CHUNK_IMAGES, DataError, create_split, h5_writer, set_sources, sha256_file
+from pipeline.data.store import CHUNK_IMAGES, DataError, create_split, h5_writer, set_sources
+from pipeline.provenance import sha256_file
 
 FOLDER = "img_align_celeba"
 # a JPEG directly inside an img_align_celeba/ folder, at any depth of the zip

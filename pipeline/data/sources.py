@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.data.idx import read_idx_pair
-from pipeline.data.store import DataError, sha256_file, write_arrays
+from pipeline.data.store import DataError, write_arrays
+from pipeline.provenance import sha256_file
 
 DEFAULT_CFG = {
     "raw_dir": "data/raw",

@@ -14,7 +14,6 @@ name renamed into place only on success, so a crash never leaves a file that loo
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from pathlib import Path
 from typing import Iterator
@@ -31,15 +30,6 @@ CHUNK_IMAGES = 256
 
 class DataError(Exception):
     """A user-facing data problem; the message names the file/folder/key and what to do."""
-
-
-def sha256_file(path: str | Path, block: int = 1 << 20) -> str:
-    """sha256 of a file, read in blocks (raw files can be GBs)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(block):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def create_split(f: h5py.File, split: str, n: int, image_shape: tuple[int, int, int]) -> tuple[h5py.Dataset, h5py.Dataset]:

@@ -43,10 +43,10 @@ class FidScorer:
 
 
 def reference_images(dataset_path: str | Path, n: int) -> torch.Tensor:
-    images, _ = load_split(dataset_path, "test")
+    images, _ = load_split(dataset_path, "test", limit=n)
     if len(images) < n:
         raise ValueError(f"fid.n_reference is {n} but {dataset_path} has only {len(images)} test images; lower it")
-    return images[:n]
+    return images
 
 
 def real_images(dataset_path: str | Path, n: int, seed: int) -> torch.Tensor:

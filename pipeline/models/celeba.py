@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pipeline.models.layers import StdHead, output_activation
+from pipeline.layers import StdHead, output_activation
 
 LEAK = 0.2  # TF's default leaky-ReLU slope, used by the original code
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pipeline.models.layers import StdHead, output_activation, symmetric_pad
+from pipeline.layers import StdHead, output_activation, symmetric_pad
 
 
 class MnistEncoder(nn.Module):

@@ -76,21 +76,14 @@ class VAE(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
 
-    def terms(self, x: torch.Tensor, prior_term: str = "training") -> dict[str, torch.Tensor]:
-        """One reparameterised sample z ~ q(z|x); returns per-image terms (B,) and the MAE.
-
-        prior_term: 'training' (what the autoencoder is trained on), 'bound' (the reported
-        ELBO's term, Eq. 8's L'(z) for the generative priors) or 'exact' (log p(z)).
-        """
+    def terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The training objective's terms for one reparameterised z ~ q(z|x): per image (B,),
+        with the prior's training term for log p(z) (Eq. 8's L'(z) for the generative priors;
+        pipeline.evaluation computes the reported metrics)."""
         mean, std = self.encode(x)                    # (B,d_z) each
         z = mean + std * torch.randn_like(std)        # (B,d_z)
         x_mean = self.decode(z)                       # (B,C,H,W)
-        if prior_term == "training":
-            log_pz = self.prior.training_log_prob(z)
-        elif prior_term == "bound":
-            log_pz = self.prior.log_prob_bound(z)
-        else:
-            log_pz = self.prior.log_prob(z)
+        log_pz = self.prior.training_log_prob(z)
         mae = (x - x_mean).abs().mean()
         scale = mae.detach().clamp_min(MIN_SCALE) if (self.training and self.scale_mode == "mle") else self.scale
         rec = laplace_log_likelihood(x, x_mean, scale)

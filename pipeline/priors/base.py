@@ -101,6 +101,16 @@ def diagonal_normal_log_prob(z: torch.Tensor, mean: torch.Tensor, log_var: torch
     return -0.5 * (((z - mean) ** 2) * torch.exp(-log_var) + log_var + LOG_2PI).sum(-1)
 
 
+def randn(shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Standard normal of ``shape`` with like's dtype on like's device, drawn on the
+    generator's device (a CPU generator then gives the same numbers on any device)."""
+    return torch.randn(shape, generator=generator, device=generator_device(generator, like), dtype=like.dtype).to(like.device)
+
+
+def generator_device(generator: torch.Generator | None, like: torch.Tensor) -> torch.device:
+    return generator.device if generator is not None else like.device
+
+
 # -- registry ----------------------------------------------------------------------------
 PRIORS: dict[str, type[Prior]] = {}
 

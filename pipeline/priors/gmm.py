@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.priors.base import LOG_2PI, Prior, register_prior
+from pipeline.priors.base import LOG_2PI, Prior, generator_device, randn, register_prior
 
 
 # -- functional mixture density and sampling ------------------------------------------------
@@ -60,10 +60,6 @@ def mixture_log_prob(
     return torch.logsumexp(log_comp + log_weights, dim=-1).reshape(batch_shape)  # (...)
 
 
-def _gen_device(generator: torch.Generator | None, fallback: torch.device) -> torch.device:
-    return generator.device if generator is not None else fallback
-
-
 def mixture_sample(
     n: int,
     weights: torch.Tensor,
@@ -81,12 +77,10 @@ def mixture_sample(
     """
     if (scale_tril is None) == (scale_diag is None):
         raise ValueError("mixture_sample: give exactly one of scale_tril and scale_diag")
-    device = means.device
-    gdev = _gen_device(generator, device)
     d = means.shape[-1]
-    k = torch.multinomial(weights.detach().to(gdev, torch.float64), n, replacement=True, generator=generator)  # (n,)
-    eps = torch.randn(n, d, generator=generator, device=gdev, dtype=means.dtype)  # (n, d)
-    k, eps = k.to(device), eps.to(device)  # (n,), (n, d)
+    gdev = generator_device(generator, means)
+    k = torch.multinomial(weights.detach().to(gdev, torch.float64), n, replacement=True, generator=generator).to(means.device)  # (n,)
+    eps = randn((n, d), means, generator)  # (n, d)
     if scale_diag is not None:
         return means[k] + scale_diag[k] * eps  # (n, d)
     return means[k] + (scale_tril[k] @ eps.unsqueeze(-1)).squeeze(-1)  # (n, d)

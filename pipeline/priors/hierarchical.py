@@ -22,14 +22,8 @@ import math
 
 import torch
 
-from pipeline.priors.base import LOG_2PI, Prior, register_prior, standard_normal_log_prob
+from pipeline.priors.base import LOG_2PI, Prior, randn, register_prior, standard_normal_log_prob
 from pipeline.priors.prior_vae import PriorVAE
-
-
-def _randn(shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Standard normal of ``shape`` on like's device/dtype, drawn on the generator's device."""
-    gdev = generator.device if generator is not None else like.device
-    return torch.randn(shape, generator=generator, device=gdev, dtype=like.dtype).to(like.device)
 
 
 @register_prior("hierarchical")
@@ -83,7 +77,7 @@ class HierarchicalPrior(Prior):
 
     def sample_t(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """t ~ p(t): (n, d_t)"""
-        return _randn((n, self.d_t), self.vae.sigma_in, generator)
+        return randn((n, self.d_t), self.vae.sigma_in, generator)
 
     def expected_hyper_log_prob(self, t: torch.Tensor, mean_t: torch.Tensor, std_t: torch.Tensor) -> torch.Tensor:
         """The E_q(t|z)[log p(t)] term of the ELBO, estimated from the shared samples t
@@ -93,7 +87,7 @@ class HierarchicalPrior(Prior):
     # -- densities -----------------------------------------------------------------------
     def _draw_t(self, mean_t: torch.Tensor, std_t: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Reparameterised t ~ q(t|z) and log q(t|z): (n, B, d_t), (n, B)."""
-        eps = _randn((n, *mean_t.shape), mean_t)  # (n, B, d_t)
+        eps = randn((n, *mean_t.shape), mean_t)  # (n, B, d_t)
         t = mean_t + std_t * eps  # (n, B, d_t)
         log_q = -0.5 * (eps.pow(2) + LOG_2PI).sum(-1) - std_t.log().sum(-1)  # (n, B)
         return t, log_q

@@ -17,7 +17,8 @@ import torch
 
 from pipeline.priors.base import register_prior
 from pipeline.priors.gmm import GaussianMixtureBuffers
-from pipeline.priors.hierarchical import HierarchicalPrior, _randn
+from pipeline.priors.base import randn
+from pipeline.priors.hierarchical import HierarchicalPrior
 
 
 @register_prior("ladder")
@@ -108,7 +109,7 @@ class LadderPrior(HierarchicalPrior):
         mean_t, std_t = self.vae.encode(z.detach())  # (N, d_t), (N, d_t)
         device = mean_t.device
         g = torch.Generator(device=device).manual_seed(self.seed + int(epoch))
-        t = mean_t + std_t * _randn(tuple(mean_t.shape), mean_t, g)  # (N, d_t)
+        t = mean_t + std_t * randn(tuple(mean_t.shape), mean_t, g)  # (N, d_t)
         return {"fitted": True, **self.mixture.fit(t, self.seed + int(epoch))}
 
     def health(self) -> list[str]:

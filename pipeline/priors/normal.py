@@ -13,5 +13,5 @@ class NormalPrior(Prior):
         return standard_normal_log_prob(z)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        device = generator.device if generator is not None else None
-        return torch.randn(n, self.d_z, generator=generator, device=device)
+        device = generator.device if generator is not None else torch.device("cpu")
+        return torch.randn(n, self.d_z, generator=generator, device=device)  # no parameters: lives where the generator does

@@ -12,12 +12,11 @@ Linear layers use PyTorch's default initialisation (the TF original used Glorot 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from pipeline.layers import StdHead
 from pipeline.priors.base import LOG_2PI
 
-STD_FLOOR = 1e-3
 LEAKY_SLOPE = 0.2
 
 
@@ -51,16 +50,13 @@ class PriorVAE(nn.Module):
         sigma_init: float = 0.1,
     ):
         super().__init__()
-        if std_activation not in ("relu", "softplus"):
-            raise ValueError(f"std_activation must be 'relu' or 'softplus', got {std_activation!r}")
         if not 0 < sigma_min <= sigma_max:
             raise ValueError(f"need 0 < sigma_min <= sigma_max, got {sigma_min}, {sigma_max}")
         self.d_z, self.d_t = d_z, d_t
-        self.std_activation = std_activation
         self.sigma_min, self.sigma_max = float(sigma_min), float(sigma_max)
         self.enc_body, h = _mlp(d_z, hidden, n_layers)
         self.enc_mean = nn.Linear(h, d_t)
-        self.enc_std = nn.Linear(h, d_t)
+        self.enc_std = StdHead(h, d_t, std_activation)
         self.dec_body, h = _mlp(d_t, hidden, n_layers)
         self.dec_mean = nn.Linear(h, d_z)
         init = min(max(float(sigma_init), self.sigma_min), self.sigma_max)
@@ -69,9 +65,7 @@ class PriorVAE(nn.Module):
     def encode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q(t|z): (..., d_z) -> mean (..., d_t), std (..., d_t)"""
         h = self.enc_body(z)  # (..., hidden)
-        raw = self.enc_std(h)  # (..., d_t)
-        act = F.relu(raw) if self.std_activation == "relu" else F.softplus(raw)  # (..., d_t)
-        return self.enc_mean(h), act + STD_FLOOR
+        return self.enc_mean(h), self.enc_std(h)  # (..., d_t) each
 
     def decode(self, t: torch.Tensor) -> torch.Tensor:
         """mean of p(z|t): (..., d_t) -> (..., d_z)"""

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.priors.base import Prior, diagonal_normal_log_prob, register_prior
+from pipeline.priors.base import Prior, diagonal_normal_log_prob, generator_device, randn, register_prior
 
 
 @register_prior("vampprior")
@@ -89,7 +89,6 @@ class VampPrior(Prior):
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """k ~ U{1..K}, z ~ q(z|u_k): (n, d_z)"""
         mean, std = self.components()  # (K, d_z), (K, d_z)
-        gdev = generator.device if generator is not None else mean.device
-        k = torch.randint(self.n_components, (n,), generator=generator, device=gdev).to(mean.device)  # (n,)
-        eps = torch.randn(n, self.d_z, generator=generator, device=gdev, dtype=mean.dtype).to(mean.device)  # (n, d_z)
+        k = torch.randint(self.n_components, (n,), generator=generator, device=generator_device(generator, mean)).to(mean.device)  # (n,)
+        eps = randn((n, self.d_z), mean, generator)  # (n, d_z)
         return mean[k] + std[k] * eps  # (n, d_z)

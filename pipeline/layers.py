@@ -1,4 +1,4 @@
-"""Small layers shared by the architectures of supplement E."""
+"""Small layers shared by the networks of supplement E: the data VAEs and the prior VAE."""
 
 from __future__ import annotations
 
