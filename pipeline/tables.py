@@ -19,8 +19,8 @@ import pandas as pd
 from pipeline.provenance import atomic_path, provenance, write_json
 
 PAPER_VALUES = Path(__file__).parent / "resources" / "paper_values.csv"
-METHOD_LABELS = {"normal": "Normal", "vampprior": "VampPrior", "gmm": "GMM", "hierarchical": "Hierarchical", "ladder": "Ours (LaDDer)",
-                 "real": "Real image"}
+# Column labels come from the priors (``Prior.label``); these are the columns that are not priors.
+SPECIAL_LABELS = {"real": "Real image"}
 DATASET_LABELS = {"mnist": "MNIST", "mnist5k": "MNIST-5k", "fashion_mnist": "Fashion-MNIST", "celeba": "CelebA"}
 # Our datasets whose closest paper row is another dataset's (mnist5k is a 5,000-digit MNIST subset).
 PAPER_DATASET = {"mnist5k": "mnist"}
@@ -67,10 +67,17 @@ TABLES = {
 }
 
 
-def column_label(column: str) -> str:
-    if "_dt" in column:
-        return "d_t = " + column.rsplit("_dt", 1)[1]
-    return METHOD_LABELS.get(column, column)
+def column_label(column: str, prior: str | None = None) -> str:
+    """A method column's label: its prior's label (``Prior.label``), else the method name."""
+    from pipeline.priors import prior_label
+
+    if column in SPECIAL_LABELS:
+        return SPECIAL_LABELS[column]
+    if column.startswith("d_t="):
+        return "d_t = " + column.split("=", 1)[1]
+    if prior is None:
+        return column
+    return prior_label(prior) if column == prior else f"{column} ({prior_label(prior)})"
 
 
 def load_runs(paths: list[Path]) -> pd.DataFrame:
@@ -79,7 +86,8 @@ def load_runs(paths: list[Path]) -> pd.DataFrame:
     for path in paths:
         try:
             data = json.loads(Path(path).read_text())
-            rows.append({"dataset": data["dataset"], "method": data["method"], "seed": data["seed"], **data["metrics"]})
+            rows.append({"dataset": data["dataset"], "method": data["method"], "seed": data["seed"], "prior": data.get("prior"),
+                         "variant": data.get("variant", "default"), **data["metrics"]})
         except (OSError, ValueError, KeyError) as err:
             raise ValueError(f"{path}: not a per-run metrics file ({err}); rerun the rule that makes it") from err
     return pd.DataFrame(rows)
@@ -91,8 +99,8 @@ def summarise(name: str, runs: pd.DataFrame) -> pd.DataFrame:
     paper = paper[paper.table == name]
     runs = runs.copy()
     if spec.by_d_t and "d_t" in runs:
-        # supplement Table 2's columns; the paper file names them ladder_dt<N>
-        runs["method"] = [m if m == "real" else f"ladder_dt{int(d)}" for m, d in zip(runs.method, runs.d_t)]
+        # supplement Table 2's columns are d_t values (the paper file names them ladder_dt<N>)
+        runs["method"] = [m if m == "real" else f"d_t={int(d)}" for m, d in zip(runs.method, runs.d_t)]
     out = []
     for metric in spec.metrics:
         if metric.source not in runs:
@@ -102,9 +110,11 @@ def summarise(name: str, runs: pd.DataFrame) -> pd.DataFrame:
             if values.empty:
                 continue
             paper_dataset = PAPER_DATASET.get(dataset, dataset)
-            match = paper[(paper.metric == metric.key) & (paper.dataset == paper_dataset) & (paper.method == method)]
+            paper_method = f"ladder_dt{method.split('=', 1)[1]}" if method.startswith("d_t=") else method
+            match = paper[(paper.metric == metric.key) & (paper.dataset == paper_dataset) & (paper.method == paper_method)]
             row = {
                 "table": name, "metric": metric.key, "dataset": dataset, "method": method,
+                "prior": group["prior"].dropna().iloc[0] if "prior" in group and group["prior"].notna().any() else None,
                 "n_seeds": len(values), "seeds": " ".join(map(str, sorted(group.seed))),
                 "mean": values.mean(), "std": values.std(ddof=1) if len(values) > 1 else math.nan,
                 "paper_mean": match["mean"].iloc[0] if len(match) else math.nan,
@@ -142,7 +152,8 @@ def grid(name: str, summary: pd.DataFrame) -> list[tuple[Metric, pd.DataFrame]]:
             paper_label = "paper" if PAPER_DATASET.get(dataset, dataset) == dataset else f"paper ({DATASET_LABELS[PAPER_DATASET[dataset]]})"
             rows[(label, paper_label)] = [_cell(cells.loc[m, "paper_mean"], cells.loc[m, "paper_std"], metric.decimals) if m in cells.index else "-"
                                           for m in methods]
-        frame = pd.DataFrame.from_dict(rows, orient="index", columns=[column_label(m) for m in methods])
+        priors = part.drop_duplicates("method").set_index("method")["prior"]
+        frame = pd.DataFrame.from_dict(rows, orient="index", columns=[column_label(m, priors.get(m)) for m in methods])
         grids.append((metric, frame))
     return grids
 

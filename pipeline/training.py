@@ -12,11 +12,19 @@ Optimiser details from the original code (NOTES section 2): Adam beta2 = 0.95, e
 gradient clipping, autoencoder lr x0.99 per epoch, prior lr x1.01 per epoch.
 
 A checkpoint (plain dict, RNG states included) is written atomically after every epoch; a
-rerun resumes from it and ends with the same weights as an uninterrupted run.
+rerun resumes from it and ends with the same weights as an uninterrupted run. A run is identified
+by its scientific settings only (``pipeline.config.run_settings``): device and thread count are
+execution flags, so a run interrupted under one set of them resumes under another (a checkpoint
+written on CUDA loads on CPU and back). Epochs are counted from 1 in every message and file.
+
+At the end of training the Laplace scale sigma is fixed to its maximum-likelihood value on the
+whole training set (the mean absolute error of one z ~ q(z|x) per image), stored with the model
+and used by evaluation: not the scale of the last training minibatch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -27,8 +35,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from pipeline.artefacts import batches, load_model, save_model, to_float  # noqa: F401  (load_model, to_float re-exported)
+from pipeline.config import identity
 from pipeline.data import load_split
 from pipeline.models import VAE, build_vae
+from pipeline.models.vae import MIN_SCALE
 from pipeline.provenance import atomic_path, provenance, write_json
 
 log = logging.getLogger(__name__)
@@ -44,11 +55,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"training.device is {name!r} but no CUDA device is available; use 'auto' or 'cpu'")
     return torch.device(name)
-
-
-def to_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (B,C,H,W) -> float in [0, 1]."""
-    return images.float().div_(255.0)
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -85,10 +91,31 @@ def _clip(optimiser: torch.optim.Optimizer, value: float | None) -> None:
 def sample_posterior(vae: VAE, images: torch.Tensor, device: torch.device, batch_size: int = 500) -> torch.Tensor:
     """z ~ q(z|x) for uint8 images, batched. (N,C,H,W) -> (N,d_z)"""
     out = []
-    for start in range(0, len(images), batch_size):
-        mean, std = vae.encode(to_float(images[start:start + batch_size].to(device)))
+    for part in batches(len(images), batch_size):
+        mean, std = vae.encode(to_float(images[part].to(device)))
         out.append(mean + std * torch.randn_like(std))
     return torch.cat(out)
+
+
+SCALE_BLOCK = 500  # images per generator seed in training_set_scale (a constant: results never depend on batching)
+
+
+@torch.no_grad()
+def training_set_scale(vae: VAE, images: torch.Tensor, device: torch.device, seed: int) -> float:
+    """The Laplace scale's maximum-likelihood value on the whole training set: mean |x - decoder(z)|
+    over pixels with one z ~ q(z|x) per image (the z the ELBO's reconstruction term uses). The
+    noise of block b comes from a CPU generator seeded with (seed, b): the training RNG stream is
+    untouched and the value is the same on every device."""
+    vae.eval()
+    total, count = 0.0, 0
+    for block, part in enumerate(batches(len(images), SCALE_BLOCK)):
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + 999_983 + block)
+        x = to_float(images[part].to(device))
+        mean, std = vae.encode(x)
+        eps = torch.randn(tuple(std.shape), generator=generator).to(device)
+        total += (x - vae.decode(mean + std * eps)).abs().sum().item()
+        count += x.numel()
+    return max(total / count, MIN_SCALE)
 
 
 class Run:
@@ -100,49 +127,42 @@ class Run:
         self.stats = self.dir / "stats.csv"
         self.prior_fits = self.dir / "prior_fit.jsonl"
         self.checkpoint = self.dir / "checkpoint.pt"
+        self.log = self.dir / "train.log"
 
 
 def train(settings: dict, dataset_path: str | Path, model_path: str | Path, run_dir: str | Path | None = None,
-          stop_after_epoch: int | None = None, progress: bool = True) -> Path:
+          stop_after_epoch: int | None = None, progress: bool = True, device: str = "auto", num_threads: int = 0) -> Path:
     """Train (or resume) one run and write ``model_path``; returns it.
 
-    ``stop_after_epoch`` ends early after that many epochs without writing the model (used to
-    test resuming); the checkpoint stays.
+    ``settings`` is the run's identity (``pipeline.config.run_settings``); ``device`` and
+    ``num_threads`` are execution flags. ``stop_after_epoch`` ends early after that many epochs
+    without writing the model (used to test resuming); the checkpoint stays.
     """
+    settings = identity(settings)
     model_path = Path(model_path)
     run = Run(run_dir or model_path.parent)
     run.dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(settings["device"])
-    if settings.get("num_threads"):
-        torch.set_num_threads(settings["num_threads"])
+    with _attempt_log(run):
+        return _train(settings, dataset_path, model_path, run, stop_after_epoch, progress, resolve_device(device), num_threads)
+
+
+def _train(settings, dataset_path, model_path, run, stop_after_epoch, progress, device, num_threads) -> Path:
+    torch.set_num_threads(num_threads or 1)
     seed = settings["seed"]
     torch.manual_seed(seed)
+    log.info("attempt: %s/%s/%s seed %d on %s, %d thread(s)", settings["dataset"], settings["method"], settings.get("variant", "default"),
+             seed, device, torch.get_num_threads())
 
     images, _ = load_split(dataset_path, "train", limit=settings["train_limit"])
     images = images.to(device)  # uint8 on the device: CelebA-128 fits whole on a large GPU
     vae = build_vae(settings).to(device)
     ae_opt, prior_opt = make_optimisers(vae, settings)
-    record = provenance(config=settings, seed=seed, device=device, dataset=str(dataset_path))
+    record = provenance(config=settings, seed=seed, device=device, dataset=str(dataset_path), num_threads=torch.get_num_threads())
     write_json(run.options, {"settings": settings}, record)
 
-    start_epoch, rows, fits = 0, [], []
-    if run.checkpoint.exists():
-        state = torch.load(run.checkpoint, map_location=device, weights_only=False)
-        if state["settings"] == settings:
-            vae.load_state_dict(state["model"])
-            ae_opt.load_state_dict(state["ae_optimizer"])
-            if prior_opt is not None:
-                prior_opt.load_state_dict(state["prior_optimizer"])
-            torch.set_rng_state(state["rng"]["torch"])
-            if device.type == "cuda" and state["rng"].get("cuda") is not None:
-                torch.cuda.set_rng_state(state["rng"]["cuda"], device)
-            start_epoch, rows, fits = state["epoch"] + 1, state["stats"], state["prior_fits"]
-            log.info("resuming %s from epoch %d", run.dir, start_epoch)
-        else:
-            log.warning("checkpoint %s was made with other settings; starting afresh", run.checkpoint)
-
+    epochs_done, rows, fits = _resume(run, settings, vae, ae_opt, prior_opt, device)
     n, batch_size = len(images), settings["batch_size"]
-    for epoch in range(start_epoch, settings["epochs"]):
+    for epoch in range(epochs_done, settings["epochs"]):  # 0-based index; messages say epoch + 1
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             return model_path
         started = time.time()
@@ -176,8 +196,8 @@ def train(settings: dict, dataset_path: str | Path, model_path: str | Path, run_
                 logged["prior_loss"] = prior_loss.detach()
             batch = dict(zip(logged, torch.stack(list(logged.values())).tolist()))  # one device sync per step
             # A non-finite step stops the run before this epoch's checkpoint: the last good one stays.
-            _check_finite(batch["elbo"], "autoencoder ELBO", epoch, step, run)
-            _check_finite(batch.get("prior_loss", 0.0), "prior block loss", epoch, step, run)
+            _check_finite(batch["elbo"], "autoencoder ELBO", epoch, step, n_steps, run)
+            _check_finite(batch.get("prior_loss", 0.0), "prior block loss", epoch, step, n_steps, run)
             for key, value in batch.items():
                 sums[key] = sums.get(key, 0.0) + value * len(x)
             if step % 10 == 0:
@@ -199,36 +219,91 @@ def train(settings: dict, dataset_path: str | Path, model_path: str | Path, run_
         row["seconds"] = round(time.time() - started, 2)
         rows.append(row)
         log.info("epoch %d/%d %s", epoch + 1, settings["epochs"], json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}))
-        _save_checkpoint(run, vae, ae_opt, prior_opt, settings, epoch, rows, fits, device)
+        _save_checkpoint(run, vae, ae_opt, prior_opt, settings, epoch + 1, rows, fits, device)
         _write_stats(run.stats, rows)
         if fits:
             _write_jsonl(run.prior_fits, fits)
 
-    with atomic_path(model_path) as tmp:
-        torch.save({"settings": settings, "model": vae.state_dict(), "epochs": settings["epochs"], "stats": rows,
-                    "provenance": record}, tmp)
+    scale_source = "learned scalar (training.decoder_scale: learned)"
+    if vae.scale_mode == "mle":
+        scale = training_set_scale(vae, images, device, seed)
+        with torch.no_grad():
+            vae.log_scale.fill_(math.log(scale))
+        scale_source = f"maximum-likelihood value on the {n} training images (one z ~ q(z|x) each): {scale:.6f}"
+        log.info("Laplace scale fixed from the training set: %.6f (last minibatch: %.6f)", scale, rows[-1]["scale"] if rows else float("nan"))
+    save_model(model_path, vae, settings, rows, record, scale_source)
     return model_path
 
 
-def load_model(model_path: str | Path, device: torch.device | str = "cpu") -> tuple[VAE, dict]:
-    """Rebuild a trained VAE from its model file (the architecture comes from the file)."""
-    state = torch.load(model_path, map_location=device, weights_only=False)
-    vae = build_vae(state["settings"]).to(device)
+def _resume(run: Run, settings: dict, vae, ae_opt, prior_opt, device) -> tuple[int, list, list]:
+    """Load this run's checkpoint if there is one; returns (epochs done, stats rows, fit records).
+
+    A checkpoint of other scientific settings is not this run's: it is moved aside (never
+    deleted) with the differing keys named, and training starts from epoch 1.
+    """
+    if not run.checkpoint.exists():
+        return 0, [], []
+    state = torch.load(run.checkpoint, map_location=device, weights_only=False)
+    theirs = identity(state["settings"])
+    theirs.setdefault("variant", settings.get("variant"))
+    if theirs != settings:
+        differ = sorted(k for k in set(theirs) | set(settings) if theirs.get(k) != settings.get(k))
+        aside = run.checkpoint.with_name(f"checkpoint.superseded-{time.strftime('%Y%m%d-%H%M%S')}.pt")
+        run.checkpoint.rename(aside)
+        log.warning("%s belongs to a run with other settings (differing keys: %s); moved to %s, starting from epoch 1",
+                    run.checkpoint, ", ".join(differ), aside.name)
+        return 0, [], []
     vae.load_state_dict(state["model"])
-    vae.eval()
-    return vae, state["settings"]
+    ae_opt.load_state_dict(state["ae_optimizer"])
+    if prior_opt is not None:
+        prior_opt.load_state_dict(state["prior_optimizer"])
+    torch.set_rng_state(state["rng"]["torch"])
+    if device.type == "cuda" and state["rng"].get("cuda") is not None:
+        torch.cuda.set_rng_state(state["rng"]["cuda"], device)
+    epochs_done = state["epochs_done"] if "epochs_done" in state else state["epoch"] + 1  # older files held the 0-based index
+    log.info("resuming %s after epoch %d of %d", run.dir, epochs_done, settings["epochs"])
+    return epochs_done, state["stats"], state["prior_fits"]
 
 
-def _check_finite(value: float, what: str, epoch: int, step: int, run: Run) -> None:
-    if not math.isfinite(value):
-        kept = f"the last good checkpoint {run.checkpoint} (epoch {epoch}) is kept" if run.checkpoint.exists() else "no checkpoint was written yet"
-        raise TrainingDiverged(f"{what} is {value} at epoch {epoch + 1}, step {step}; {kept}. "
-                               "Lower the learning rate or check the data, then rerun to resume.")
+@contextlib.contextmanager
+def _attempt_log(run: Run):
+    """Append this attempt's log records to the run's train.log (reruns keep earlier attempts)."""
+    handler = logging.FileHandler(run.log, mode="a")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("pipeline")
+    logger.addHandler(handler)
+    previous_level = logger.level
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        handler.stream.write(f"==== attempt started {time.strftime('%Y-%m-%d %H:%M:%S')} ====\n")
+        yield
+    except Exception as err:
+        log.error("attempt failed: %s", err)
+        raise
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
+        handler.close()
 
 
-def _save_checkpoint(run: Run, vae, ae_opt, prior_opt, settings, epoch, rows, fits, device) -> None:
+def _check_finite(value: float, what: str, epoch: int, step: int, n_steps: int, run: Run) -> None:
+    if math.isfinite(value):
+        return
+    where = f"epoch {epoch + 1}, step {step + 1} of {n_steps}"
+    if epoch > 0 and run.checkpoint.exists():
+        kept = (f"Kept: {run.checkpoint} (this run's settings, after epoch {epoch}). A rerun with the same settings resumes "
+                f"from epoch {epoch + 1} with the same random numbers, so it diverges again unless the cause was outside the run. "
+                "Changing a setting of the run's identity (e.g. the learning rate) starts a new run from epoch 1; "
+                "the old checkpoint is then moved aside as checkpoint.superseded-*.pt, not deleted.")
+    else:
+        kept = "No epoch finished, so nothing was kept; a rerun starts from epoch 1."
+    raise TrainingDiverged(f"{what} is {value} at {where}. {kept}")
+
+
+def _save_checkpoint(run: Run, vae, ae_opt, prior_opt, settings, epochs_done, rows, fits, device) -> None:
     state = {
-        "settings": settings, "epoch": epoch, "stats": rows, "prior_fits": fits, "model": vae.state_dict(),
+        "settings": settings, "epochs_done": epochs_done, "stats": rows, "prior_fits": fits, "model": vae.state_dict(),
         "ae_optimizer": ae_opt.state_dict(),
         "prior_optimizer": prior_opt.state_dict() if prior_opt is not None else None,
         "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},

@@ -6,7 +6,6 @@ import pytest
 import yaml
 
 from pipeline.config import ConfigError, deep_merge, load_config, load_schema, run_settings, validate_config
-from pipeline.priors import PRIORS
 from pipeline.provenance import REPO_ROOT
 
 QUICK, PAPER = REPO_ROOT / "config" / "quick.yaml", REPO_ROOT / "config" / "config.yaml"
@@ -34,10 +33,46 @@ def test_quick_profile_uses_only_offline_real_data():
     assert set(load_config(QUICK)["run"]["datasets"]) == {"mnist5k", "fashion_mnist"}
 
 
-def test_schema_prior_enum_equals_registry():
-    schema = load_schema()
-    enum = schema["properties"]["methods"]["additionalProperties"]["properties"]["prior"]["enum"]
-    assert sorted(enum) == sorted(PRIORS)
+def test_schema_lists_no_priors_the_registry_does():
+    # The registry is the one list of priors: the schema must not enumerate them.
+    prior = load_schema()["properties"]["methods"]["additionalProperties"]["properties"]["prior"]
+    assert "enum" not in prior
+
+
+def test_unregistered_prior_is_named_with_the_registered_ones():
+    config = yaml.safe_load(QUICK.read_text())
+    config["methods"]["gmm"]["prior"] = "gmmm"
+    with pytest.raises(ConfigError, match=r"methods\.gmm\.prior is 'gmmm'.*registered priors: .*ladder"):
+        validate_config(config)
+
+
+def test_misspelt_prior_option_names_its_key_and_the_accepted_ones():
+    config = yaml.safe_load(QUICK.read_text())
+    config["methods"]["ladder"]["options"]["n_componnets"] = 3
+    with pytest.raises(ConfigError, match=r"methods\.ladder\.options\.n_componnets .*accepted options: .*n_components"):
+        validate_config(config)
+
+
+def test_bad_prior_option_value_fails_at_validation():
+    config = yaml.safe_load(QUICK.read_text())
+    config["methods"]["gmm"]["options"]["n_components"] = 0
+    with pytest.raises(ConfigError, match=r"methods\.gmm\.options: prior 'gmm' rejects"):
+        validate_config(config)
+
+
+def test_dataset_prior_options_must_belong_to_some_prior():
+    config = yaml.safe_load(QUICK.read_text())
+    config["datasets"]["mnist5k"]["prior_options"] = {"warmup_epoch": 3}
+    with pytest.raises(ConfigError, match=r"datasets\.mnist5k\.prior_options\.warmup_epoch"):
+        validate_config(config)
+
+
+def test_method_names_may_contain_underscores():
+    config = yaml.safe_load(QUICK.read_text())
+    config["methods"]["ladder_small"] = {"prior": "ladder", "options": {"hidden": 64}}
+    config["run"]["methods"] = ["ladder_small"]
+    settings = run_settings(validate_config(config), "mnist5k", "ladder_small", 0)
+    assert settings["method"] == "ladder_small" and settings["prior_options"]["hidden"] == 64
 
 
 def test_every_run_method_builds_settings():
@@ -66,7 +101,7 @@ def test_unknown_method_and_dataset_are_named():
     config = yaml.safe_load(QUICK.read_text())
     bad = copy.deepcopy(config)
     bad["run"]["methods"] = ["nope"]
-    with pytest.raises(ConfigError, match="unknown method 'nope'"):
+    with pytest.raises(ConfigError, match="run.methods names 'nope'"):
         validate_config(bad)
     bad = copy.deepcopy(config)
     bad["run"]["datasets"] = ["mnist5k", "celeba"]

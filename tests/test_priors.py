@@ -22,7 +22,8 @@ from torch import nn
 
 from pipeline.priors import PRIORS, build_prior
 from pipeline.priors.base import standard_normal_log_prob
-from pipeline.priors.gmm import GaussianMixtureBuffers
+from pipeline.priors.mixture import GaussianMixtureBuffers
+from tests.conftest import SMALL_PRIOR_OPTIONS
 
 D_Z = 2
 
@@ -57,17 +58,8 @@ class TinyEncoder(nn.Module):
         return self.mean(h), std
 
 
-# small sizes per registered prior; a prior registered later gets its defaults
-SMALL = {
-    "normal": {},
-    "vampprior": dict(n_components=5),
-    "gmm": dict(n_components=3, fit_samples=200, max_iter=30),
-    "hierarchical": dict(d_t=2, n_layers=1, hidden=16, n_is_samples=64),
-    "ladder": dict(d_t=2, n_layers=1, hidden=16, n_is_samples=64, n_components=3, fit_samples=200,
-                   warmup_epochs=0, n_hyper_samples=10, max_iter=30),
-}
+SMALL = SMALL_PRIOR_OPTIONS
 CASES = [pytest.param(name, SMALL.get(name, {}), id=name) for name in sorted(PRIORS)]
-CASES.append(pytest.param("gmm", dict(SMALL["gmm"], fit="gradient"), id="gmm-gradient"))
 
 
 def make(name: str, options: dict, seed: int = 0, d_z: int = D_Z, encoder: nn.Module | None = None):
@@ -208,7 +200,6 @@ NORMALISATION = {
     "ladder": dict(SMALL["ladder"], n_hyper_samples=0, **WIDE),
 }
 NORM_CASES = [pytest.param(n, NORMALISATION.get(n, SMALL.get(n, {})), id=n) for n in sorted(PRIORS)]
-NORM_CASES.append(pytest.param("gmm", dict(n_components=4, fit="gradient"), id="gmm-gradient"))
 
 
 def grid(half: float, step: float) -> torch.Tensor:
@@ -352,12 +343,8 @@ def total_variation(sample: torch.Tensor, log_prob, half: float = 6.0, bin_w: fl
     return 0.5 * (hist - dens).abs().sum().item(), dens.sum().item()
 
 
-SAMPLING_CASES = [
-    pytest.param("normal", {}, id="normal"),
-    pytest.param("gmm", dict(n_components=4, fit_samples=600), id="gmm"),
-    pytest.param("gmm", dict(n_components=4, fit="gradient"), id="gmm-gradient"),
-    pytest.param("vampprior", NORMALISATION["vampprior"], id="vampprior"),
-]
+# every prior with an exact density (the generative priors' samples are checked through t below)
+SAMPLING_CASES = [pytest.param(n, NORMALISATION.get(n, SMALL.get(n, {})), id=n) for n in sorted(PRIORS) if PRIORS[n].exact]
 
 
 @pytest.mark.parametrize("name,options", SAMPLING_CASES)
@@ -430,7 +417,7 @@ def test_mixture_density_matches_torch_distributions():
     fit_if_needed(prior)
     assert torch.allclose(prior.log_prob(z), prior.mixture.distribution().log_prob(z), atol=1e-4)
     # the gradient-trained (diagonal) mixture against Independent Normals
-    g, _ = make("gmm", dict(n_components=4, fit="gradient"))
+    g, _ = make("mog", dict(n_components=4))
     with torch.no_grad():
         g.log_var.normal_(0, 0.5)
         g.weight_logits.normal_()

@@ -9,8 +9,9 @@ import pytest
 from pipeline.tables import PAPER_VALUES, build_table
 
 
-def write_run(path, dataset, method, seed, **metrics):
-    path.write_text(json.dumps({"dataset": dataset, "method": method, "seed": seed, "metrics": metrics}))
+def write_run(path, dataset, method, seed, prior=None, variant="default", **metrics):
+    prior = prior or (method if method != "real" else None)
+    path.write_text(json.dumps({"dataset": dataset, "method": method, "variant": variant, "seed": seed, "prior": prior, "metrics": metrics}))
     return path
 
 
@@ -40,12 +41,12 @@ def test_mnist5k_is_compared_with_the_paper_mnist_row_and_labelled(tmp_path):
 
 
 def test_dt_ablation_columns_and_fid_counts(tmp_path):
-    inputs = [write_run(tmp_path / f"{d}.json", "fashion_mnist", "ladder" if d == 16 else f"ladder_dt{d}", 0, fid_generation=10.0 / d, d_t=d,
-                        fid_n_generated=50, fid_n_reference=100) for d in (2, 16)]
+    inputs = [write_run(tmp_path / f"{d}.json", "fashion_mnist", "ladder", 0, variant="default" if d == 16 else f"d_t{d}", fid_generation=10.0 / d,
+                        d_t=d, fid_n_generated=50, fid_n_reference=100) for d in (2, 16)]
     inputs.append(write_run(tmp_path / "real.json", "fashion_mnist", "real", 0, fid_real=1.5, fid_n_generated=50, fid_n_reference=100))
     summary = build_table("table_sm2", inputs, tmp_path / "sm2")
-    assert set(summary.method) == {"ladder_dt2", "ladder_dt16", "real"}
-    assert summary[summary.method == "ladder_dt16"].iloc[0].paper_mean == 5.2
+    assert set(summary.method) == {"d_t=2", "d_t=16", "real"}
+    assert summary[summary.method == "d_t=16"].iloc[0].paper_mean == 5.2
     md = (tmp_path / "sm2.md").read_text()
     assert "d_t = 2" in md and "d_t = 16" in md and "fid_n_generated = 50" in md
 
@@ -60,3 +61,12 @@ def test_bad_input_file_is_named(tmp_path):
     bad.write_text("{}")
     with pytest.raises(ValueError, match="bad.json"):
         build_table("table2", [bad], tmp_path / "x")
+
+
+def test_column_labels_come_from_the_prior_with_a_fallback(tmp_path):
+    inputs = [write_run(tmp_path / "a.json", "mnist5k", "ladder", 0, cross_entropy=1.0),
+              write_run(tmp_path / "b.json", "mnist5k", "ladder_small", 0, prior="ladder", cross_entropy=2.0),
+              write_run(tmp_path / "c.json", "mnist5k", "mine", 0, prior="not_registered", cross_entropy=3.0)]
+    build_table("table2", inputs, tmp_path / "t2")
+    header = next(line for line in (tmp_path / "t2.md").read_text().splitlines() if line.startswith("| Dataset"))
+    assert "| Ours (LaDDer) | ladder_small (Ours (LaDDer)) | mine (not_registered) |" in header

@@ -1,17 +1,27 @@
-"""Training protocol: resume equals straight-through, divergence stops cleanly, block schedule."""
+"""Training protocol: run identity and resume, honest failure messages, the block schedule."""
 
 import json
+import math
 
 import pytest
 import torch
 
+from pipeline.artefacts import load_model, to_float
 from pipeline.priors import PRIORS
-from pipeline.training import TrainingDiverged, load_model, train
+from pipeline.training import TrainingDiverged, train
 from tests.conftest import tiny_settings
 
 
 def _weights(path):
     return torch.load(path, weights_only=False)["model"]
+
+
+def _assert_same_weights(a_path, b_path, what, rtol=0.0, atol=0.0):
+    a, b = _weights(a_path), _weights(b_path)
+    assert a.keys() == b.keys()
+    for key in a:
+        if torch.is_tensor(a[key]):
+            torch.testing.assert_close(a[key], b[key], rtol=rtol, atol=atol, msg=f"{what}: {key} differs after resume")
 
 
 @pytest.mark.parametrize("method", ["normal", "ladder", "gmm"])
@@ -21,13 +31,50 @@ def test_resume_after_interrupt_gives_the_same_weights(tmp_path, tiny_dataset, m
     # interrupted after one epoch, then rerun: resumes from the checkpoint
     train(settings, tiny_dataset, tmp_path / "b" / "model.pt", stop_after_epoch=1, progress=False)
     assert not (tmp_path / "b" / "model.pt").exists()
-    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["epoch"] == 0
+    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["epochs_done"] == 1
     resumed = train(settings, tiny_dataset, tmp_path / "b" / "model.pt", progress=False)
-    a, b = _weights(straight), _weights(resumed)
-    assert a.keys() == b.keys()
-    for key in a:
-        if torch.is_tensor(a[key]):
-            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=f"{method}: {key} differs after resume")
+    _assert_same_weights(straight, resumed, method)
+
+
+def test_resume_under_other_execution_flags(tmp_path, tiny_dataset):
+    """Device and threads are not part of a run's identity: an interrupted run resumes under other
+    flags (other thread count, 'cpu' instead of 'auto') and ends where an uninterrupted run ends."""
+    settings = tiny_settings("ladder", epochs=3)
+    straight = train(settings, tiny_dataset, tmp_path / "a" / "model.pt", progress=False, device="cpu", num_threads=1)
+    train(settings, tiny_dataset, tmp_path / "b" / "model.pt", stop_after_epoch=1, progress=False, device="auto", num_threads=2)
+    train(settings, tiny_dataset, tmp_path / "b" / "model.pt", stop_after_epoch=2, progress=False, device="cpu", num_threads=1)
+    log = (tmp_path / "b" / "train.log").read_text()
+    assert "resuming" in log and "after epoch 1 of 3" in log
+    resumed = train(settings, tiny_dataset, tmp_path / "b" / "model.pt", progress=False, device="auto", num_threads=1)
+    assert "after epoch 2 of 3" in (tmp_path / "b" / "train.log").read_text()
+    # Two threads sum in another order than one: the same run up to float rounding, not bit for bit.
+    _assert_same_weights(straight, resumed, "other flags", rtol=1e-3, atol=1e-4)
+
+
+def test_resume_under_other_device_flag_is_bit_identical(tmp_path, tiny_dataset):
+    settings = tiny_settings("gmm", epochs=2)
+    straight = train(settings, tiny_dataset, tmp_path / "a" / "model.pt", progress=False, device="cpu")
+    train(settings, tiny_dataset, tmp_path / "b" / "model.pt", stop_after_epoch=1, progress=False, device="auto")
+    resumed = train(settings, tiny_dataset, tmp_path / "b" / "model.pt", progress=False, device="cpu")
+    _assert_same_weights(straight, resumed, "cpu vs auto")
+
+
+def test_settings_carrying_execution_flags_are_the_same_run(tmp_path, tiny_dataset):
+    # Older settings files held device and threads; they do not make a run different.
+    settings = tiny_settings("normal", epochs=2)
+    train({**settings, "device": "cpu", "num_threads": 2}, tiny_dataset, tmp_path / "model.pt", stop_after_epoch=1, progress=False)
+    train(settings, tiny_dataset, tmp_path / "model.pt", progress=False)
+    assert "after epoch 1 of 2" in (tmp_path / "train.log").read_text()
+
+
+def test_checkpoint_of_other_settings_is_moved_aside_with_the_keys_named(tmp_path, tiny_dataset, caplog):
+    settings = tiny_settings("normal", epochs=2)
+    train(settings, tiny_dataset, tmp_path / "model.pt", stop_after_epoch=1, progress=False)
+    other = {**settings, "learning_rate": settings["learning_rate"] / 2}
+    train(other, tiny_dataset, tmp_path / "model.pt", progress=False)
+    assert "differing keys: learning_rate" in caplog.text and "starting from epoch 1" in caplog.text
+    aside = list(tmp_path.glob("checkpoint.superseded-*.pt"))
+    assert len(aside) == 1 and torch.load(aside[0], weights_only=False)["settings"]["learning_rate"] == settings["learning_rate"]
 
 
 def test_run_folder_explains_itself(tmp_path, tiny_dataset):
@@ -35,6 +82,7 @@ def test_run_folder_explains_itself(tmp_path, tiny_dataset):
     model = train(settings, tiny_dataset, tmp_path / "model.pt", progress=False)
     options = json.loads((tmp_path / "training_options.json").read_text())
     assert options["settings"] == settings
+    assert "device" not in options["settings"] and "num_threads" not in options["settings"]
     assert options["provenance"]["seed"] == settings["seed"] and "commit" in options["provenance"]["git"]
     stats = (tmp_path / "stats.csv").read_text().splitlines()
     header = stats[0].split(",")
@@ -47,7 +95,28 @@ def test_run_folder_explains_itself(tmp_path, tiny_dataset):
     assert loaded == settings and vae.prior.d_z == settings["d_z"]
 
 
-def test_non_finite_loss_stops_with_epoch_and_step_and_keeps_the_checkpoint(tmp_path, tiny_dataset, monkeypatch):
+def test_laplace_scale_is_the_training_set_mle(tmp_path, tiny_dataset):
+    """Issue 8.5: the stored scale is the mean |x - decoder(z)| over the whole training set, not the
+    last minibatch's (recomputed here with the same generator)."""
+    from pipeline.data import load_split
+    from pipeline.training import training_set_scale
+
+    settings = tiny_settings("normal", epochs=2)
+    model = train(settings, tiny_dataset, tmp_path / "model.pt", progress=False)
+    vae, _ = load_model(model)
+    images, _ = load_split(tiny_dataset, "train")
+    expected = training_set_scale(vae, images, torch.device("cpu"), settings["seed"])
+    assert vae.scale.item() == pytest.approx(expected, rel=1e-5)
+    with torch.no_grad():  # and it is the MLE: the mean absolute error with posterior samples is close
+        x = to_float(images)
+        mean, _ = vae.encode(x)
+        assert abs((x - vae.decode(mean)).abs().mean().item() - expected) < 0.05
+    assert "training images" in torch.load(model, weights_only=False)["scale_source"]
+    last_batch = torch.load(model, weights_only=False)["stats"][-1]["scale"]
+    assert vae.scale.item() != last_batch
+
+
+def test_non_finite_loss_says_what_was_kept_and_what_a_rerun_does(tmp_path, tiny_dataset, monkeypatch):
     settings = tiny_settings("normal", epochs=3)
     from pipeline.models.vae import VAE
 
@@ -57,44 +126,109 @@ def test_non_finite_loss_stops_with_epoch_and_step_and_keeps_the_checkpoint(tmp_
     def poisoned(self, x):
         calls["n"] += 1
         terms = original(self, x)
-        if calls["n"] == steps_per_epoch + 2:  # epoch 2, step 1
+        if calls["n"] == steps_per_epoch + 2:  # epoch 2, step 2
             terms["elbo"] = terms["elbo"] * float("nan")
         return terms
 
     monkeypatch.setattr(VAE, "terms", poisoned)
-    with pytest.raises(TrainingDiverged, match=r"epoch 2, step 1.*checkpoint.*\(epoch 1\) is kept"):
+    with pytest.raises(TrainingDiverged, match=r"epoch 2, step 2 of 4\. Kept: .*checkpoint.pt \(this run's settings, after epoch 1\)\. "
+                                               r"A rerun with the same settings resumes from epoch 2"):
         train(settings, tiny_dataset, tmp_path / "model.pt", progress=False)
     assert not (tmp_path / "model.pt").exists()
-    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["epoch"] == 0
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["epochs_done"] == 1
+    assert "attempt failed" in (tmp_path / "train.log").read_text()
 
 
-def test_block_coordinate_schedule_calls_each_block(tmp_path, tiny_dataset, monkeypatch):
-    """Supplement B: per minibatch an autoencoder step then a prior-VAE step; a mixture refit per epoch."""
-    settings = tiny_settings("ladder", epochs=2)
-    cls = PRIORS["ladder"]
-    log = []
-    for name in ("block_loss", "fit", "after_step"):
-        method = getattr(cls, name)
+def test_divergence_before_any_epoch_keeps_nothing(tmp_path, tiny_dataset, monkeypatch):
+    from pipeline.models.vae import VAE
 
-        def spy(self, *args, _method=method, _name=name, **kwargs):
-            log.append(_name)
-            return _method(self, *args, **kwargs)
+    original = VAE.terms
+    def poisoned(self, x):
+        terms = original(self, x)
+        return {**terms, "elbo": terms["elbo"] * math.nan}
 
-        monkeypatch.setattr(cls, name, spy)
-    step_calls = []
+    monkeypatch.setattr(VAE, "terms", poisoned)
+    with pytest.raises(TrainingDiverged, match="No epoch finished, so nothing was kept; a rerun starts from epoch 1"):
+        train(tiny_settings("normal"), tiny_dataset, tmp_path / "model.pt", progress=False)
+
+
+def test_reruns_append_to_the_training_log(tmp_path, tiny_dataset):
+    settings = tiny_settings("normal", epochs=2)
+    train(settings, tiny_dataset, tmp_path / "model.pt", stop_after_epoch=1, progress=False)
+    train(settings, tiny_dataset, tmp_path / "model.pt", progress=False)
+    assert (tmp_path / "train.log").read_text().count("==== attempt started") == 2
+
+
+# -- supplement B's block coordinate ascent ---------------------------------------------------
+def _spy_optimiser_steps(monkeypatch, vae_holder):
+    """Record, at every Adam step, which parameters it updates and their gradients."""
+    steps = []
     original_step = torch.optim.Adam.step
 
     def adam_step(self, *args, **kwargs):
-        step_calls.append(len(self.param_groups[0]["params"]))
+        params = [p for group in self.param_groups for p in group["params"]]
+        steps.append({"ids": {id(p) for p in params}, "grads": {id(p): p.grad.clone() for p in params if p.grad is not None}})
         return original_step(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.Adam, "step", adam_step)
-    train(settings, tiny_dataset, tmp_path / "model.pt", progress=False)
-    steps = 2 * (64 // settings["batch_size"])
-    assert log.count("block_loss") == steps and log.count("after_step") == steps and log.count("fit") == 2
-    # order inside an epoch: every block step precedes that epoch's refit
+    return steps
+
+
+def test_block_coordinate_schedule(tmp_path, tiny_dataset, monkeypatch):
+    """Per minibatch an autoencoder step (encoder + decoder only) THEN a prior-VAE step whose
+    gradients come from the prior loss alone; a mixture refit at each epoch end."""
+    settings = tiny_settings("ladder", epochs=2)
+    cls = PRIORS["ladder"]
+    log, block_grads = [], []
+    original_block_loss, original_fit = cls.block_loss, cls.fit
+
+    def block_loss(self, z):
+        log.append("block_loss")
+        loss = original_block_loss(self, z)
+        params = [p for p in self.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+        block_grads.append({id(p): (g if g is not None else torch.zeros_like(p)).clamp(-1, 1) for p, g in zip(params, grads)})
+        return loss
+
+    def fit(self, z, epoch):
+        log.append("fit")
+        return original_fit(self, z, epoch)
+
+    monkeypatch.setattr(cls, "block_loss", block_loss)
+    monkeypatch.setattr(cls, "fit", fit)
+    steps = _spy_optimiser_steps(monkeypatch, None)
+    model = train(settings, tiny_dataset, tmp_path / "model.pt", progress=False)
+    vae, _ = load_model(model)
+    n_batches = 2 * (64 // settings["batch_size"])
+    assert log.count("block_loss") == n_batches and log.count("fit") == 2
     first_epoch = log[: log.index("fit") + 1]
-    assert first_epoch.count("block_loss") == steps // 2 and first_epoch[-1] == "fit"
-    # two optimisers alternate: autoencoder, prior VAE, autoencoder, ...
-    assert len(step_calls) == 2 * steps and len(set(step_calls[0::2])) == 1 and len(set(step_calls[1::2])) == 1
-    assert step_calls[0] != step_calls[1]
+    assert first_epoch.count("block_loss") == n_batches // 2 and first_epoch[-1] == "fit"
+    assert len(steps) == 2 * n_batches
+    ae_ids, prior_ids = steps[0]["ids"], steps[1]["ids"]
+    # the two optimisers alternate, the autoencoder's first
+    assert all(s["ids"] == ae_ids for s in steps[0::2]) and all(s["ids"] == prior_ids for s in steps[1::2])
+    n_encoder = sum(1 for _ in vae.encoder.parameters())
+    assert len(ae_ids) == sum(1 for n, p in vae.named_parameters() if not n.startswith("prior.") and p.requires_grad)
+    assert len(ae_ids & prior_ids) == 0 and len(prior_ids) == sum(1 for _ in vae.prior.parameters())
+    assert n_encoder > 0
+    # no autoencoder gradient reaches the prior-VAE step: its gradients are the block loss's own
+    for step, expected in zip(steps[1::2], block_grads):
+        for pid, grad in step["grads"].items():
+            torch.testing.assert_close(grad, expected[pid], msg="autoencoder gradient leaked into the prior-VAE step")
+
+
+def test_prior_trained_with_the_autoencoder_joins_its_optimiser(tmp_path, tiny_dataset, monkeypatch):
+    settings = tiny_settings("vampprior", epochs=1)
+    steps = _spy_optimiser_steps(monkeypatch, None)
+    model = train(settings, tiny_dataset, tmp_path / "model.pt", progress=False)
+    vae, _ = load_model(model)
+    assert len({frozenset(s["ids"]) for s in steps}) == 1  # one optimiser only
+    assert len(steps[0]["ids"]) == sum(1 for p in vae.parameters() if p.requires_grad)
+
+
+def test_ladder_refits_its_mixture_every_epoch_after_warm_up(tmp_path, tiny_dataset):
+    settings = tiny_settings("ladder", epochs=3)
+    model = train(settings, tiny_dataset, tmp_path / "model.pt", progress=False)
+    vae, _ = load_model(model)
+    assert int(vae.prior.mixture.n_fits) == 3
+    assert vae.prior.mixture.weights.max() < 1.0  # no longer the N(0, I) start (weight 1 on component 0)

@@ -57,16 +57,59 @@ def test_tiny_workflow_end_to_end_then_nothing_to_do(tmp_path):
     sm2 = (tables / "table_sm2.md").read_text()
     assert "d_t = 2" in sm2 and "d_t = 8" in sm2 and "fid_n_generated = 8" in sm2
     for method in METHODS:
-        run = tmp_path / "results" / "runs" / "mnist5k" / method / "seed0"
-        for name in ("model.pt", "checkpoint.pt", "stats.csv", "training_options.json", "metrics.json", "encodings.h5", "samples.h5", "fid.json"):
+        run = tmp_path / "results" / "runs" / "mnist5k" / method / "default" / "seed0"
+        for name in ("model.pt", "checkpoint.pt", "stats.csv", "training_options.json", "train.log", "metrics.json", "encodings.h5", "samples.h5",
+                     "fid.json"):
             assert (run / name).exists(), f"{method}/{name}"
-        assert (tmp_path / "results" / "figures" / "samples" / f"mnist5k_{method}_seed0.pdf").exists()
-    assert (tmp_path / "results" / "runs" / "mnist5k" / "ladder_dt2" / "seed0" / "fid.json").exists()
-    assert not (tmp_path / "results" / "runs" / "mnist5k" / "ladder_dt8").exists()  # d_t = 8 reuses the ladder run
+        assert (tmp_path / "results" / "figures" / "samples" / f"mnist5k_{method}_default_seed0.pdf").exists()
+    assert (tmp_path / "results" / "runs" / "mnist5k" / "ladder" / "d_t2" / "seed0" / "fid.json").exists()
+    assert not (tmp_path / "results" / "runs" / "mnist5k" / "ladder" / "d_t8").exists()  # d_t = 8 reuses the ladder run
+    # Issue 8.1: a table cell is the mean over seeds of the per-run metric files
+    import json
+
+    import pandas as pd
+
+    table3 = pd.read_csv(tables / "table3.csv")
+    metrics = json.loads((tmp_path / "results" / "runs" / "mnist5k" / "ladder" / "default" / "seed0" / "metrics.json").read_text())
+    cell = table3[(table3.metric == "elbo") & (table3.method == "ladder")].iloc[0]
+    assert cell["mean"] == pytest.approx(metrics["metrics"]["elbo"], rel=1e-12) and cell.n_seeds == 1
+    # ... and a per-run metric equals a direct call of the package on the saved model
+    from pipeline.artefacts import load_model, load_split
+    from pipeline.evaluation import evaluate
+
+    vae, _ = load_model(tmp_path / "results" / "runs" / "mnist5k" / "ladder" / "default" / "seed0" / "model.pt")
+    images, _ = load_split(tmp_path / "data" / "processed" / "mnist5k.h5", "test", limit=64)
+    options = yaml.safe_load(config.read_text())["evaluation"]
+    direct = evaluate(vae, images, options["mc_samples"], options["is_samples"], options["batch_size"], "cpu", seed=0, progress=False)
+    for key in ("elbo", "rec_error", "cross_entropy", "active_units"):
+        assert direct[key] == pytest.approx(metrics["metrics"][key], rel=1e-5), key
 
     again = snakemake("all", "--cores", "2", "--dry-run", "--configfile", str(config), cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Nothing to be done" in again.stdout + again.stderr
+
+    # Issue 7.2: each rule's params hold only what its outputs depend on (checked on the finished DAG).
+    def scheduled(change):
+        changed = yaml.safe_load(config.read_text())
+        change(changed)
+        path = tmp_path / "changed.yaml"
+        path.write_text(yaml.safe_dump(changed, sort_keys=False))
+        result = snakemake("all", "--cores", "2", "--dry-run", "--quiet", "rules", "--configfile", str(path), cwd=tmp_path, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        out = result.stdout + result.stderr
+        return {line.split()[0]: int(line.split()[1]) for line in out.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit()}
+
+    assert "fid_reference" not in scheduled(lambda c: c["fid"].update(n_samples=6))
+    assert scheduled(lambda c: c["data"]["celeba"].update(test_size=123)) == {}
+    limit = scheduled(lambda c: c["datasets"]["mnist5k"].update(test_limit=32))
+    assert "train_model" not in limit and limit.get("evaluate_model") == len(METHODS)
+    assert scheduled(lambda c: c["training"].update(num_threads=2, device="auto")) == {}
+    assert scheduled(lambda c: c["training"].update(device="cpu")) == {}
+    assert scheduled(lambda c: c["fid"].update(device="auto", batch_size=4)) == {}
+    assert scheduled(lambda c: c["sampling"].update(batch_size=5)) == {}
+    grid = scheduled(lambda c: c["sampling"].update(grid_rows=3))
+    assert "fid_model" not in grid and grid.get("sample_grid") == len(METHODS)
+    assert "train_model" in scheduled(lambda c: c["training"].update(adam_beta2=0.9))
 
 
 def test_paper_scale_dry_run_builds_every_job(tmp_path):

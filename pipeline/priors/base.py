@@ -28,6 +28,7 @@ Contract (shapes: B = batch, d_z = latent size):
   for the training log. ``fit_samples = 0`` means the trainer never calls it.
 - ``bind_encoder(encoder)``: called once by the VAE; VampPrior keeps the (shared) encoder.
 - ``health() -> list[str]``: problems to report in the training log (collapse, NaN).
+- ``label``: how tables and figures name the prior (falls back to the registry name).
 - ``run_options``: constructor options that config fills from the dataset block (``d_t``)
   or the run (``seed``) when a method leaves them unset.
 """
@@ -46,6 +47,7 @@ LOG_2PI = math.log(2 * math.pi)
 class Prior(nn.Module):
     """Base class: a standard-normal-free skeleton; subclasses fill in the density."""
 
+    label: str | None = None  # table/figure label; None -> the registry name
     exact: bool = True
     trained_with_autoencoder: bool = False
     fit_samples: int = 0
@@ -130,6 +132,28 @@ def register_prior(name: str) -> Callable[[type[Prior]], type[Prior]]:
         return cls
 
     return decorate
+
+
+def prior_option_names(cls: type[Prior]) -> set[str]:
+    """The options a prior accepts in config: its constructor's keyword arguments but d_z,
+    following ``**kwargs`` up the class tree (LaDDer passes the hierarchical prior's on)."""
+    import inspect
+
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass) or klass in (Prior, nn.Module, object):
+            continue
+        params = inspect.signature(klass.__init__).parameters.values()
+        names |= {p.name for p in params if p.name not in ("self", "d_z") and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return names
+
+
+def prior_label(name: str) -> str:
+    """A registered prior's label for tables and figures (its ``label``, else its name)."""
+    cls = PRIORS.get(name)
+    return (cls.label if cls is not None and cls.label else name)
 
 
 def build_prior(name: str, d_z: int, options: dict) -> Prior:

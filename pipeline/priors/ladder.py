@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import torch
 
 from pipeline.priors.base import register_prior
-from pipeline.priors.gmm import GaussianMixtureBuffers
+from pipeline.priors.mixture import GaussianMixtureBuffers
 from pipeline.priors.base import randn
 from pipeline.priors.hierarchical import HierarchicalPrior
 
@@ -32,6 +33,12 @@ class LadderPrior(HierarchicalPrior):
       the paper's DP mixture. The original code trained against a finite-Dirichlet fit
       ('dirichlet_distribution', same concentration) and used a DP fit on ~20k samples only for
       sampling and plots; we use one DP mixture for both.
+    - ``mean_prior=0.0``, ``mean_precision_prior=1.0``, ``covariance_prior=1.0``,
+      ``degrees_of_freedom_prior=None``: the priors of the mixture's parameters, the paper's
+      Eq. 6 by default: mu ~ N(0, I), Sigma ~ Wishart(d_t, I) (scikit-learn's Wishart prior on
+      the precision with covariance_prior x I and d_t degrees of freedom; None = d_t). A
+      ``null`` mean or covariance prior takes scikit-learn's data-dependent default instead
+      (the data mean / covariance of the t samples, the original code's setting).
     - ``max_iter=100``, ``reg_covar=1e-6``: scikit-learn's variational-inference settings
       (its defaults); ``covariance_type`` is 'full', ``warm_start`` True.
     - ``covariance_jitter=0.0``: added to the fitted covariances in log p(t) and sampling.
@@ -48,6 +55,7 @@ class LadderPrior(HierarchicalPrior):
     - ``seed=0``: the refit at epoch e draws its t and seeds scikit-learn with ``seed + e``.
     """
 
+    label = "Ours (LaDDer)"
     run_options = ("d_t", "seed")
 
     def __init__(
@@ -56,6 +64,10 @@ class LadderPrior(HierarchicalPrior):
         n_components: int = 50,
         weight_concentration_prior_type: str = "dirichlet_process",
         weight_concentration_prior: float = 0.1,
+        mean_prior: float | None = 0.0,
+        mean_precision_prior: float = 1.0,
+        covariance_prior: float | None = 1.0,
+        degrees_of_freedom_prior: float | None = None,
         max_iter: int = 100,
         reg_covar: float = 1e-6,
         covariance_jitter: float = 0.0,
@@ -74,6 +86,11 @@ class LadderPrior(HierarchicalPrior):
             covariance_type="full",
             weight_concentration_prior_type=weight_concentration_prior_type,
             weight_concentration_prior=weight_concentration_prior,
+            # Eq. 6: mu ~ N(mean_prior 1, I / mean_precision_prior), Sigma ~ Wishart(dof, covariance_prior I)
+            mean_prior=None if mean_prior is None else [float(mean_prior)] * self.d_t,
+            mean_precision_prior=mean_precision_prior,
+            covariance_prior=None if covariance_prior is None else (float(covariance_prior) * np.eye(self.d_t)),
+            degrees_of_freedom_prior=float(self.d_t if degrees_of_freedom_prior is None else degrees_of_freedom_prior),
             max_iter=max_iter,
             reg_covar=reg_covar,
             warm_start=True,

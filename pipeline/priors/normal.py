@@ -9,6 +9,8 @@ from pipeline.priors.base import Prior, register_prior, standard_normal_log_prob
 
 @register_prior("normal")
 class NormalPrior(Prior):
+    label = "Normal"
+
     def log_prob(self, z: torch.Tensor, n_samples: int | None = None) -> torch.Tensor:
         return standard_normal_log_prob(z)
 

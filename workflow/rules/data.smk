@@ -1,8 +1,12 @@
+# Params: only the data keys this dataset depends on (pipeline.config.data_options), so changing
+# another dataset's settings re-prepares nothing here. `data.allow_download` changes whether a
+# download may happen, not the file: it is passed as a flag, not a param.
 rule prepare_dataset:
     output:
         "data/processed/{dataset}.h5",
     params:
-        options=as_json(config["data"]),
+        options=dataset_data_options,
+        download="--allow-download" if config["data"]["allow_download"] else "",
     log:
         "results/logs/prepare_dataset/{dataset}.log",
     benchmark:
@@ -10,4 +14,4 @@ rule prepare_dataset:
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline prepare-data --dataset {wildcards.dataset} --options {params.options:q} --out {output} > {log} 2>&1"
+        "python -m pipeline prepare-data --dataset {wildcards.dataset} --options {params.options:q} {params.download} --out {output} > {log} 2>&1"

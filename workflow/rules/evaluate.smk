@@ -1,3 +1,4 @@
+# Per-run work on a trained model, on training.device (gpu resource unless it is 'cpu').
 rule evaluate_model:
     input:
         model=MODEL,
@@ -5,15 +6,19 @@ rule evaluate_model:
     output:
         METRICS,
     params:
-        options=as_json(config["evaluation"]),
+        options=dataset_evaluation_options,
+    resources:
+        gpu=gpu_need(TRAIN_DEVICE),
+        device=TRAIN_DEVICE,
     log:
-        "results/logs/evaluate/{dataset}/{method}/seed{seed}.log",
+        "results/logs/evaluate/{dataset}/{method}/{variant}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/evaluate/{dataset}/{method}/seed{seed}.tsv"
+        "results/benchmarks/evaluate/{dataset}/{method}/{variant}/seed{seed}.tsv"
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline evaluate --model {input.model} --data {input.data} --options {params.options:q} --out {output} > {log} 2>&1"
+        "python -m pipeline evaluate --model {input.model} --data {input.data} --options {params.options:q} --device {resources.device}"
+        " --no-progress --out {output} > {log} 2>&1"
 
 
 rule encode:
@@ -22,34 +27,53 @@ rule encode:
         data="data/processed/{dataset}.h5",
     output:
         ENCODINGS,
+    resources:
+        gpu=gpu_need(TRAIN_DEVICE),
+        device=TRAIN_DEVICE,
     log:
-        "results/logs/encode/{dataset}/{method}/seed{seed}.log",
+        "results/logs/encode/{dataset}/{method}/{variant}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/encode/{dataset}/{method}/seed{seed}.tsv"
+        "results/benchmarks/encode/{dataset}/{method}/{variant}/seed{seed}.tsv"
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline encode --model {input.model} --data {input.data} --out {output} > {log} 2>&1"
+        "python -m pipeline encode --model {input.model} --data {input.data} --device {resources.device} --out {output} > {log} 2>&1"
 
 
+# Image k of a run is a function of (seed, k) only: sampling.batch_size is an execution setting.
 rule sample:
     input:
         model=MODEL,
     output:
-        samples=SAMPLES,
-        png=report(
-            "results/figures/samples/{dataset}_{method}_seed{seed}.png",
-            caption="../report/samples.rst",
-            category="Samples (supplement Figures 1-5)",
-        ),
-        pdf="results/figures/samples/{dataset}_{method}_seed{seed}.pdf",
+        SAMPLES,
     params:
-        options=as_json(config["sampling"]),
+        options=as_json({"n_samples": config["sampling"]["n_samples"]}),
+    resources:
+        gpu=gpu_need(TRAIN_DEVICE),
+        device=TRAIN_DEVICE,
+        batch_size=config["sampling"]["batch_size"],
     log:
-        "results/logs/sample/{dataset}/{method}/seed{seed}.log",
+        "results/logs/sample/{dataset}/{method}/{variant}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/sample/{dataset}/{method}/seed{seed}.tsv"
+        "results/benchmarks/sample/{dataset}/{method}/{variant}/seed{seed}.tsv"
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline sample --model {input.model} --options {params.options:q} --out {output.samples} --grid {output.png} {output.pdf} > {log} 2>&1"
+        "python -m pipeline sample --model {input.model} --options {params.options:q} --batch-size {resources.batch_size}"
+        " --device {resources.device} --out {output} > {log} 2>&1"
+
+
+rule sample_grid:
+    input:
+        SAMPLES,
+    output:
+        png=report(SAMPLE_GRID + ".png", caption="../report/samples.rst", category="Samples (supplement Figures 1-5)"),
+        pdf=SAMPLE_GRID + ".pdf",
+    params:
+        rows=config["sampling"]["grid_rows"],
+    log:
+        "results/logs/sample_grid/{dataset}/{method}/{variant}/seed{seed}.log",
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m pipeline sample-grid --samples {input} --rows {params.rows} --out {output.png} {output.pdf} > {log} 2>&1"

@@ -1,6 +1,7 @@
-# One VAE per dataset, method and seed. The run folder also holds checkpoint.pt (not an output,
-# so it survives a failed or interrupted job and the rerun resumes from it), stats.csv and
-# training_options.json.
+# One VAE per dataset, method, variant and seed. The run folder also holds checkpoint.pt (not an
+# output, so it survives a failed or interrupted job and the rerun resumes from it), stats.csv,
+# train.log (every attempt appended) and training_options.json. Params hold the run's identity
+# only; device and threads are execution flags (threads, resources).
 rule train_model:
     input:
         data="data/processed/{dataset}.h5",
@@ -10,12 +11,14 @@ rule train_model:
         settings=train_settings,
     threads: train_threads
     resources:
-        gpu=GPU_JOB,
+        gpu=gpu_need(TRAIN_DEVICE),
+        device=TRAIN_DEVICE,
     log:
-        "results/logs/train/{dataset}/{method}/seed{seed}.log",
+        "results/logs/train/{dataset}/{method}/{variant}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/train/{dataset}/{method}/seed{seed}.tsv"
+        "results/benchmarks/train/{dataset}/{method}/{variant}/seed{seed}.tsv"
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline train --settings {params.settings:q} --data {input.data} --out {output.model} --threads {threads} > {log} 2>&1"
+        "python -m pipeline train --settings {params.settings:q} --data {input.data} --out {output.model}"
+        " --device {resources.device} --threads {threads} --no-progress > {log} 2>&1"
