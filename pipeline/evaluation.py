@@ -115,6 +115,20 @@ def evaluate(vae: VAE, images: torch.Tensor, mc_samples: int = 1, is_samples: in
     return result
 
 
+def log_likelihood_metrics(vae: VAE, images: torch.Tensor, n_samples: int, seed: int, device: torch.device | str = "cpu") -> dict:
+    """log p(x) per test image by importance sampling (pipeline.likelihood; S = ``n_samples``), the
+    metrics the VampPrior paper and Xu et al. report, with their convergence diagnostics."""
+    from pipeline.likelihood import importance_log_likelihood, likelihood_metrics
+
+    chunk = 16384 if torch.device(device).type == "cuda" else 2048  # decoder evaluations per pass: memory only
+    result = importance_log_likelihood(vae, to_float(images).to(device), n_samples, seed=seed, chunk_size=chunk)
+    metrics = likelihood_metrics(result)
+    metrics["estimators_loglik"] = (f"importance sampling with the posterior as proposal, S={n_samples} per image "
+                                    "(joint over (z, t) with q(z|x) q(t|z) for the hierarchical and LaDDer priors); "
+                                    "test_log_likelihood_tenth uses the first S/10 samples")
+    return metrics
+
+
 def _count_floor(counter: list[int], std: torch.Tensor) -> None:
     counter[0] += int((std <= AT_FLOOR).sum())
     counter[1] += std.numel()

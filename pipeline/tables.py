@@ -43,7 +43,9 @@ class TableSpec:
     by_d_t: bool = False  # columns are the prior VAE's d_t (supplement Table 2), not methods
 
 
-FID_NOTES = ("fid_n_generated", "fid_n_reference")
+FID_NOTES = ("fid_n_generated", "fid_n_reference", "kid_subset_size")
+KID = (Metric("kid_generation", "Generation KID x1000 (mean over seeds of the per-run subset means)", "kid_generation", 1000.0, 2),
+       Metric("kid_reconstruction", "Reconstruction KID x1000", "kid_reconstruction", 1000.0, 2))
 
 TABLES = {
     "table2": TableSpec("Table 2: cross-entropy E_q(z)[log p(z)] between aggregate posterior and prior (higher is better)",
@@ -51,15 +53,16 @@ TABLES = {
     "table1": TableSpec("Table 1: CelebA FID of generated and reconstructed samples and their difference (lower is better)",
                         (Metric("fid_generation", "Generation FID", "fid_generation"),
                          Metric("fid_reconstruction", "Reconstruction FID", "fid_reconstruction"),
-                         Metric("fid_difference", "Difference (generation - reconstruction)", "fid_difference")), FID_NOTES),
+                         Metric("fid_difference", "Difference (generation - reconstruction)", "fid_difference"), *KID), FID_NOTES),
     "table_sm1": TableSpec("Supplement Table 1: FID of generated and reconstructed samples (lower is better), real-image FID",
                            (Metric("fid_generation", "Generation FID", "fid_generation"),
                             Metric("fid_reconstruction", "Reconstruction FID", "fid_reconstruction"),
                             Metric("fid_difference", "Difference (generation - reconstruction)", "fid_difference"),
-                            Metric("fid_real", "Real-image FID (training vs test images)", "fid_real")), FID_NOTES),
+                            Metric("fid_real", "Real-image FID (the images the runs reconstruct, vs the reference)", "fid_real"),
+                            *KID, Metric("kid_real", "Real-image KID x1000", "kid_real", 1000.0, 2)), FID_NOTES),
     "table_sm2": TableSpec("Supplement Table 2: LaDDer generation FID versus the prior VAE's latent size d_t (lower is better)",
                            (Metric("fid_generation", "Generation FID", "fid_generation"),
-                            Metric("fid_real", "Real-image FID", "fid_real")), FID_NOTES, by_d_t=True),
+                            Metric("fid_real", "Real-image FID", "fid_real"), KID[0]), FID_NOTES, by_d_t=True),
     "table3": TableSpec("Table 3: test ELBO (nats per image, higher is better) and per-pixel reconstruction error x0.01 (lower is better)",
                         (Metric("elbo", "ELBO", "elbo"), Metric("rec_error_x100", "Per-pixel rec. error (x0.01)", "rec_error", 100.0, 2),
                          # not in the paper: flags a collapsed posterior (Burda et al. 2016; Xu et al. 2019 report it)
@@ -87,7 +90,8 @@ def load_runs(paths: list[Path]) -> pd.DataFrame:
         try:
             data = json.loads(Path(path).read_text())
             rows.append({"dataset": data["dataset"], "method": data["method"], "seed": data["seed"], "prior": data.get("prior"),
-                         "variant": data.get("variant", "default"), **data["metrics"]})
+                         "variant": data.get("variant", "default"), "protocol_notes": data.get("fid_protocol", {}).get("notes"),
+                         **data["metrics"]})
         except (OSError, ValueError, KeyError) as err:
             raise ValueError(f"{path}: not a per-run metrics file ({err}); rerun the rule that makes it") from err
     return pd.DataFrame(rows)
@@ -121,6 +125,8 @@ def summarise(name: str, runs: pd.DataFrame) -> pd.DataFrame:
                 "paper_std": match["std"].iloc[0] if len(match) else math.nan,
                 "paper_dataset": paper_dataset if len(match) else "",
             }
+            if "protocol_notes" in group and group["protocol_notes"].notna().any():
+                row["protocol_notes"] = group["protocol_notes"].dropna().iloc[0]
             for note in spec.notes:
                 if note in group:
                     row[note] = " ".join(str(int(v)) for v in sorted(set(group[note].dropna())))
@@ -169,7 +175,10 @@ def to_markdown(name: str, summary: pd.DataFrame) -> str:
     lines.append(f"Ours: mean ± std over seeds (seeds per cell: {sorted(set(seeds))}). Paper values as printed, for comparison only.")
     counts = [f"{note} = {', '.join(sorted(set(summary[note].dropna().astype(str))))}" for note in TABLES[name].notes if note in summary]
     if counts:
-        lines.append("Images per FID (all cells): " + "; ".join(counts) + ". Compare FIDs only at equal counts.")
+        lines.append("Images per FID (all cells): " + "; ".join(counts) + ". Compare FIDs only at equal counts; below 2,048 images "
+                     "FID is biased upwards by a generator-dependent amount and can reorder close priors, KID is unbiased (README, FID).")
+    notes = summary["protocol_notes"].dropna().unique() if "protocol_notes" in summary else []
+    lines += [f"Footing: {note}" for note in notes]
     return "\n".join(lines) + "\n"
 
 

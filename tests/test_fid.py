@@ -16,6 +16,8 @@ import torch_fidelity
 from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 
 from pipeline.fid import (
+    frechet_distance,
+    kernel_inception_distance,
     build_extractor,
     convert_fid_helper_weights,
     features_to_statistics,
@@ -194,3 +196,125 @@ def test_images_to_features_batches_and_channels(extractor):
     np.testing.assert_allclose(pieces, whole, rtol=1e-5, atol=1e-5)
     with pytest.raises(TypeError, match="quantise"):
         images_to_features(grey.float() / 255, extractor, progress=False)
+
+
+# -- fast feature path, fast FID, KID, footing, commands --------------------------------------
+from pipeline.fid.metric import check_kid_sizes, pool_features  # noqa: E402
+from pipeline.fid.scores import comparison_rows, real_images, reference_images  # noqa: E402
+
+
+def test_pool_features_equal_torch_fidelity_forward_any_batch(weights, extractor):
+    """The fast path (resize on the image's own channels, NHWC weights) gives torch-fidelity's
+    features; and a feature does not depend on the batch it is computed in."""
+    fast = build_extractor(weights, "cpu", channels_last=True)
+    grey = random_images(3, 1, 28, seed=11)
+    with torch.no_grad():
+        reference = extractor(grey.expand(-1, 3, -1, -1))[0].numpy()  # torch-fidelity's forward, (3, 2048)
+    together = images_to_features(grey, fast, batch_size=3, progress=False)
+    one_by_one = images_to_features(grey, fast, batch_size=1, progress=False)
+    np.testing.assert_allclose(together, reference, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(one_by_one, together, rtol=1e-5, atol=1e-5)
+
+
+def _toy_features(n, d, seed, shift=0.0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)) @ rng.normal(size=(d, d)) * 0.3 + shift  # (n, d), correlated
+
+
+@pytest.mark.parametrize("n", [300, 40], ids=["n>d", "n<d"])
+def test_frechet_distance_equals_torch_fidelity(n):
+    """Both branches of the symmetric-eigenvalue FID against torch-fidelity's general eigvals."""
+    reference = features_to_statistics(_toy_features(200, 64, seed=1))
+    features = _toy_features(n, 64, seed=2, shift=0.2)
+    expected = statistics_to_fid(reference, features_to_statistics(features))
+    assert frechet_distance(reference, features) == pytest.approx(expected, rel=1e-6)
+    assert frechet_distance(reference, _toy_features(200, 64, seed=1)) == pytest.approx(0, abs=1e-8)
+
+
+def test_frechet_distance_on_inception_features(two_stats, extractor, two_sets):
+    """At D = 2048 with N = 4 (rank 3), on real features: equal to torch-fidelity's value."""
+    features = images_to_features(two_sets[1], extractor, progress=False)
+    assert frechet_distance(dict(two_stats[0]), features) == pytest.approx(statistics_to_fid(*two_stats), rel=1e-6)
+
+
+def _direct_kid(a, b, subset_size, subsets, seed):
+    """Unbiased MMD^2 with k(x, y) = (x.y / d + 1)^3 (Binkowski et al. 2018, Eq. 3), over the
+    subsets torch-fidelity draws (RandomState(seed).choice, a then b, per subset)."""
+    rng, d, m = np.random.RandomState(seed), a.shape[1], subset_size
+    values = []
+    for _ in range(subsets):
+        x, y = a[rng.choice(len(a), m, replace=False)], b[rng.choice(len(b), m, replace=False)]
+        k = lambda u, v: (u @ v.T / d + 1) ** 3  # noqa: E731
+        kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
+        off = ~np.eye(m, dtype=bool)
+        values.append(kxx[off].sum() / (m * (m - 1)) + kyy[off].sum() / (m * (m - 1)) - 2 * kxy.sum() / m**2)
+    return np.mean(values), np.std(values)
+
+
+def test_kid_equals_direct_computation():
+    a = _toy_features(60, 16, seed=3).astype(np.float32)
+    b = _toy_features(50, 16, seed=4, shift=0.5).astype(np.float32)
+    kid = kernel_inception_distance(a, b, subset_size=20, subsets=7, seed=5)
+    mean, std = _direct_kid(a.astype(np.float64), b.astype(np.float64), 20, 7, 5)
+    assert kid["mean"] == pytest.approx(mean, rel=1e-4) and kid["std"] == pytest.approx(std, rel=1e-4)
+    assert kid["mean"] > 5 * kid["std"] > 0  # shifted sets: clearly positive, with a spread
+    same = kernel_inception_distance(a[:30], a[30:], subset_size=20, subsets=7, seed=5)
+    assert abs(same["mean"]) < kid["mean"] / 10  # one distribution: ~0 (unbiased)
+
+
+def test_kid_refuses_subsets_without_spread():
+    with pytest.raises(ValueError, match="fid.kid_subset_size is 40 but only 32"):
+        check_kid_sizes(32, 64, 40)
+    with pytest.raises(ValueError, match="std 0"):
+        check_kid_sizes(32, 32, 32)
+    check_kid_sizes(32, 64, 16)
+
+
+def test_footing_real_and_reconstruction_images_disjoint_from_reference(tiny_dataset):
+    """Reference = first n_reference test rows; the real-image set (which a run of the same seed
+    reconstructs) comes from training rows or later test rows, never the reference."""
+    n_reference = 10
+    test_rows = comparison_rows("test", 24, 8, n_reference, seed=0)
+    assert len(set(test_rows)) == 8 and test_rows.min() >= n_reference
+    np.testing.assert_array_equal(test_rows, comparison_rows("test", 24, 8, n_reference, seed=0))  # the run's seed: same rows
+    assert not np.array_equal(comparison_rows("train", 64, 8, n_reference, 0), comparison_rows("train", 64, 8, n_reference, 1))
+    with pytest.raises(ValueError, match="lower fid.n_samples"):
+        comparison_rows("test", 24, 15, n_reference, seed=0)
+
+    reference = reference_images(tiny_dataset, n_reference)
+    real, protocol = real_images(tiny_dataset, 8, n_reference, seed=0, split="test")
+    as_rows = lambda x: {bytes(image.numpy().tobytes()) for image in x}  # noqa: E731
+    assert not as_rows(reference) & as_rows(real)
+    assert protocol["paired"] is False and "unpaired" in protocol["notes"]
+
+
+def test_fid_real_command_end_to_end(tmp_path, weights, tiny_dataset):
+    """fid-reference then fid-real through register_commands: FID and KID with counts and footing."""
+    import argparse
+    import json
+
+    from pipeline.config import ConfigError
+    from pipeline.fid.commands import register_commands
+
+    parser = argparse.ArgumentParser()
+    register_commands(parser.add_subparsers(dest="command", required=True))
+    options = {"n_reference": 8, "n_samples": 6, "real_split": "train", "kid_subset_size": 4, "kid_subsets": 5}
+    common = ["--weights", str(weights), "--data", str(tiny_dataset), "--device", "cpu", "--batch-size", "4", "--no-progress"]
+    ref = tmp_path / "reference.npz"
+    args = parser.parse_args(["fid-reference", *common, "--options", json.dumps({"n_reference": 8}), "--out", str(ref)])
+    args.func(args)
+    out = tmp_path / "real_seed0.json"
+    args = parser.parse_args(["fid-real", *common, "--options", json.dumps(options), "--reference", str(ref),
+                              "--dataset", "mnist5k", "--seed", "0", "--out", str(out)])
+    args.func(args)
+    result = json.loads(out.read_text())
+    metrics = result["metrics"]
+    assert metrics["fid_real"] > 0 and np.isfinite(metrics["kid_real"]) and metrics["kid_real_std"] > 0
+    assert (metrics["fid_n_real"], metrics["fid_n_reference"], metrics["kid_subset_size"]) == (6, 8, 4)
+    assert result["fid_protocol"]["real_split"] == "train" and result["provenance"]["config"]["fid"] == options
+
+    bad = dict(options, kid_subset_size=7)
+    args = parser.parse_args(["fid-real", *common, "--options", json.dumps(bad), "--reference", str(ref),
+                              "--dataset", "mnist5k", "--seed", "0", "--out", str(tmp_path / "bad.json")])
+    with pytest.raises(ConfigError, match="kid_subset_size"):
+        args.func(args)

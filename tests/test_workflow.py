@@ -31,7 +31,7 @@ def tiny_config(tmp_path: Path) -> Path:
     config["training"]["num_threads"] = 1
     config["evaluation"].update(is_samples=8, batch_size=64)
     config["sampling"].update(n_samples=16, batch_size=16)
-    config["fid"].update(n_samples=8, n_reference=8, batch_size=8, device="cpu")
+    config["fid"].update(n_samples=8, n_reference=8, batch_size=8, device="cpu", kid_subset_size=4, kid_subsets=10)
     config["ablation"]["d_t"] = {"mnist5k": [2, 8]}
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))

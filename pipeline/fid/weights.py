@@ -166,11 +166,13 @@ def resolve_weights(cfg: Mapping[str, Any] | None = None) -> Path:
     return path
 
 
-def build_extractor(weights_path: str | os.PathLike, device: str | torch.device = "cpu", features=("2048",)):
+def build_extractor(weights_path: str | os.PathLike, device: str | torch.device = "cpu", features=("2048",), channels_last: bool = False):
     """torch-fidelity's FeatureExtractorInceptionV3 loaded from a local file (never the network).
 
     ``features`` are torch-fidelity feature names: "2048" (pool features: FID, KID, precision/recall)
     or "logits_unbiased"/"logits" (Inception Score; NaN with the converted weights).
+    ``channels_last``: weights in NHWC layout, which ``pipeline.fid.metric.pool_features`` then
+    feeds NHWC inputs (oneDNN's native convolution layout on CPU; see benchmarks/fid_throughput.py).
     """
     weights_path = Path(weights_path)
     if not weights_path.is_file():
@@ -180,4 +182,5 @@ def build_extractor(weights_path: str | os.PathLike, device: str | torch.device 
         torch.load(weights_path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise ValueError(f"{weights_path} is not a plain state dict of tensors: {error}") from error
-    return _new_extractor(weights_path, features).to(device)
+    extractor = _new_extractor(weights_path, features).to(device).eval()
+    return extractor.to(memory_format=torch.channels_last) if channels_last else extractor

@@ -118,8 +118,126 @@ SAMPLE_GRID = "results/figures/samples/{dataset}_{method}_{variant}_seed{seed}"
 
 
 def all_sample_grids():
-    return runs(SAMPLE_GRID + ".png")
+    return runs(f"{SAMPLE_GRID}.png")
 
 
 def all_encodings():
     return runs(ENCODINGS)
+
+
+# The figure tables the claims C7 (shortest likely path) and C8 (Figure 4's component alignment) read.
+CLAIMS_SLP_TABLE = "results/figures/tables/slp_{dataset}.csv"
+CLAIMS_ALIGNMENT_TABLE = "results/figures/tables/fig4_{dataset}.csv"
+
+
+def claims_fids():
+    """Headline FID files plus supplement Table 2's d_t variants (the default variant once)."""
+    ablation = [f for d in DATASETS if config["ablation"]["d_t"].get(d)
+                for f in runs(FID, datasets=[d], methods=[config["ablation"]["method"]], variants=ablation_variants(config, d))]
+    return list(dict.fromkeys(runs(FID) + ablation))
+
+
+def claims_figure_tables(pattern):
+    """The figure table per dataset, only where claims.figure_tables is on and some rule makes the
+    file; otherwise none, and C7/C8 read "not run". Evaluated when the DAG is built, after every
+    rule file is read, so the include order does not matter."""
+
+    def inputs(wildcards):
+        if not config["claims"]["figure_tables"]:
+            return []
+        figure_datasets = config.get("figures", {}).get("datasets", DATASETS)
+        paths = expand(pattern, dataset=[d for d in DATASETS if d in figure_datasets])
+        return [p for p in paths if any(r.is_producer(p) for r in workflow.rules)]
+
+    return inputs
+
+
+# ---- from fid.smk: functions and constants its rules use (Snakemake lint: no functions in rule files) ----
+def fid_options(keys):
+    return as_json({key: config["fid"][key] for key in keys})
+
+
+FID_REFERENCE_KEYS = ("n_reference",)
+FID_SCORE_KEYS = ("n_samples", "n_reference", "real_split", "kid_subset_size", "kid_subsets")
+
+
+def fid_threads(wildcards):
+    return config["fid"]["num_threads"] or 1
+
+
+# ---- from figures.smk: functions and constants its rules use (Snakemake lint: no functions in rule files) ----
+FIGURES = config["figures"]
+FIG_DATASETS = FIGURES["datasets"]
+FIG_SEEDS = FIGURES["seeds"]
+FIG_SEED = FIG_SEEDS[0]  # Figures 2, 3 and the sample figures draw one seed; Figure 4's table uses all
+FIG2_MODEL, FIG2_ENCODINGS = expand([MODEL, ENCODINGS], method="normal", variant="d_z2", allow_missing=True)
+
+
+def fig2_methods():
+    """The config's method blocks of the priors Figure 2 fits post hoc, as JSON."""
+    return as_json({m: config["methods"][m] for m in FIGURES["fig2_methods"]})
+
+
+def fig3_runs(pattern):
+    """One run per figures.methods entry (default variant, first figure seed) for the dataset wildcard."""
+    def inputs(wildcards):
+        return expand(pattern, dataset=wildcards.dataset, method=FIGURES["methods"], variant="default", seed=FIG_SEED)
+    return inputs
+
+
+def fig4_runs(pattern):
+    """Every (method, variant) of figures.fig4_runs and every figure seed, in a fixed order."""
+    def inputs(wildcards):
+        return [pattern.format(dataset=wildcards.dataset, method=m, variant=v, seed=s)
+                for m, v in FIGURES["fig4_runs"].items() for s in FIG_SEEDS]
+    return inputs
+
+
+def sample_runs(wildcards):
+    return expand(SAMPLES, dataset=FIG_DATASETS, method=wildcards.method, variant="default", seed=FIG_SEED)
+
+
+SLP_RUN_TABLE = "results/interpolation/{dataset}/{method}/{variant}/seed{seed}.csv"
+FIG6_DATASET = "celeba" if "celeba" in DATASETS else "fashion_mnist"
+
+
+def interpolation_models(variants):
+    """Models of Figures 5/6 for the dataset wildcard, first figure seed, as method=path pairs."""
+
+    def inputs(wildcards):
+        return {m: MODEL.format(dataset=wildcards.dataset, method=m, variant=v, seed=FIG_SEED) for m, v in variants.items()}
+
+    return inputs
+
+
+def slp_run_tables(wildcards):
+    return runs(SLP_RUN_TABLE, datasets=[wildcards.dataset])
+
+
+def fig5_outputs():
+    return expand("results/figures/fig5/{dataset}.{ext}", dataset=FIG_DATASETS, ext=["png", "pdf"]) + expand(CLAIMS_SLP_TABLE, dataset=FIG_DATASETS)
+
+
+def fig6_outputs():
+    return expand("results/figures/fig6/{dataset}.{ext}", dataset=FIG6_DATASET, ext=["png", "pdf"])
+# ---- end of Figures 5 and 6 ----
+
+
+def fig2_outputs():
+    return expand("results/figures/fig2/{dataset}_seed{seed}.{ext}", dataset=FIG_DATASETS, seed=FIG_SEED, ext=["png", "pdf"])
+
+
+def fig3_outputs():
+    return expand("results/figures/fig3/{dataset}.{ext}", dataset=FIG_DATASETS, ext=["png", "pdf"])
+
+
+def fig4_outputs():
+    return expand("results/figures/fig4/{dataset}.{ext}", dataset=FIG_DATASETS, ext=["png", "pdf"])
+
+
+def fig_samples_outputs():
+    return expand("results/figures/supplement/samples_{method}.{ext}", method=FIGURES["methods"], ext=["png", "pdf"])
+
+
+def all_figure_outputs():
+    return fig2_outputs() + fig3_outputs() + fig4_outputs() + fig5_outputs() + fig6_outputs() + fig_samples_outputs()

@@ -67,8 +67,8 @@ rule sample_grid:
     input:
         SAMPLES,
     output:
-        png=report(SAMPLE_GRID + ".png", caption="../report/samples.rst", category="Samples (supplement Figures 1-5)"),
-        pdf=SAMPLE_GRID + ".pdf",
+        png=report(f"{SAMPLE_GRID}.png", caption="../report/samples.rst", category="Samples (supplement Figures 1-5)"),
+        pdf=f"{SAMPLE_GRID}.pdf",
     params:
         rows=config["sampling"]["grid_rows"],
     log:

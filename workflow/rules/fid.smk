@@ -1,6 +1,18 @@
-# FID through torch-fidelity with offline weights (NOTES section 6). Reference statistics are
-# computed once per dataset and reused; they carry the weights' sha256 (torch-fidelity's own
-# cache ignores the weights path, so it is never used).
+# FID and KID through torch-fidelity with offline weights (NOTES section 6; pipeline/fid/scores.py
+# for the footing: every set unpaired against the first n_reference test images). Reference
+# features and statistics are computed once per dataset and reused by every run; they carry the
+# weights' sha256 (torch-fidelity's own cache ignores the weights path, so it is never used).
+#
+# Params hold only what each output depends on: the reference only n_reference (changing
+# fid.n_samples or the KID subsets reruns no reference). fid.device, fid.batch_size and
+# fid.num_threads are execution settings: they reach the command through resources and threads,
+# never params, so changing them reruns nothing.
+#
+# One job per run is kept (per-run files, per-run reruns); its fixed cost is Python and torch
+# start-up (~2-3 s) and loading Inception (~0.5 s), measured in benchmarks/fid_throughput.py; the
+# FID's matrix square roots (formerly ~2 s each) are symmetric eigenvalue problems of size
+# min(N, 2048) now. On a cluster, a `group: fid` on fid_real and fid_model with
+# `--group-components fid=<k>` would bundle k short jobs per submission without merging outputs.
 
 
 rule prepare_fid_weights:
@@ -20,10 +32,13 @@ rule fid_reference:
         data="data/processed/{dataset}.h5",
     output:
         "results/fid/{dataset}/reference.npz",
-    resources:
-        gpu=GPU_JOB,
     params:
-        options=as_json(config["fid"]),
+        options=fid_options(FID_REFERENCE_KEYS),
+    threads: fid_threads
+    resources:
+        gpu=gpu_need(FID_DEVICE),
+        device=FID_DEVICE,
+        batch_size=config["fid"]["batch_size"],
     log:
         "results/logs/fid/reference_{dataset}.log",
     benchmark:
@@ -31,7 +46,8 @@ rule fid_reference:
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline fid-reference --weights {input.weights} --data {input.data} --options {params.options:q} --out {output} > {log} 2>&1"
+        "python -m pipeline fid-reference --weights {input.weights} --data {input.data} --options {params.options:q}"
+        " --device {resources.device} --batch-size {resources.batch_size} --threads {threads} --no-progress --out {output} > {log} 2>&1"
 
 
 rule fid_real:
@@ -42,14 +58,22 @@ rule fid_real:
     output:
         "results/fid/{dataset}/real_seed{seed}.json",
     params:
-        options=as_json(config["fid"]),
+        options=fid_options(FID_SCORE_KEYS),
+    threads: fid_threads
+    resources:
+        gpu=gpu_need(FID_DEVICE),
+        device=FID_DEVICE,
+        batch_size=config["fid"]["batch_size"],
     log:
         "results/logs/fid/real_{dataset}_seed{seed}.log",
+    benchmark:
+        "results/benchmarks/fid/real_{dataset}_seed{seed}.tsv"
     conda:
         "../../environment.yml"
     shell:
         "python -m pipeline fid-real --weights {input.weights} --data {input.data} --reference {input.reference}"
-        " --dataset {wildcards.dataset} --seed {wildcards.seed} --options {params.options:q} --out {output} > {log} 2>&1"
+        " --dataset {wildcards.dataset} --seed {wildcards.seed} --options {params.options:q}"
+        " --device {resources.device} --batch-size {resources.batch_size} --threads {threads} --no-progress --out {output} > {log} 2>&1"
 
 
 rule fid_model:
@@ -61,16 +85,20 @@ rule fid_model:
         reference="results/fid/{dataset}/reference.npz",
     output:
         FID,
-    resources:
-        gpu=GPU_JOB,
     params:
-        options=as_json(config["fid"]),
+        options=fid_options(FID_SCORE_KEYS),
+    threads: fid_threads
+    resources:
+        gpu=gpu_need(FID_DEVICE),
+        device=FID_DEVICE,
+        batch_size=config["fid"]["batch_size"],
     log:
-        "results/logs/fid/{dataset}/{method}/seed{seed}.log",
+        "results/logs/fid/{dataset}/{method}/{variant}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/fid/{dataset}/{method}/seed{seed}.tsv"
+        "results/benchmarks/fid/{dataset}/{method}/{variant}/seed{seed}.tsv"
     conda:
         "../../environment.yml"
     shell:
         "python -m pipeline fid --weights {input.weights} --model {input.model} --samples {input.samples} --data {input.data}"
-        " --reference {input.reference} --options {params.options:q} --out {output} > {log} 2>&1"
+        " --reference {input.reference} --options {params.options:q}"
+        " --device {resources.device} --batch-size {resources.batch_size} --threads {threads} --no-progress --out {output} > {log} 2>&1"
