@@ -196,6 +196,8 @@ def run_settings(config: dict, dataset: str, method: str, seed: int, variant: st
     if "seed" in accepted:
         options.setdefault("seed", seed)
     option_names = prior_option_names(PRIORS[block["prior"]])
+    if "std_activation" in option_names:  # one std-head activation for q(z|x) and q(t|z) unless a method says otherwise
+        options.setdefault("std_activation", config["training"]["std_activation"])
     for key, value in (ds.get("prior_options") or {}).items():
         if key in option_names:
             options.setdefault(key, value)
