@@ -13,7 +13,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.layers import STD_FLOOR
 from pipeline.priors.base import Prior, diagonal_normal_log_prob, generator_device, randn, register_prior
+
+# health(): a component std within this factor of the encoder's floor counts as "at the floor"
+FLOOR_TOLERANCE = 1.01
+# health(): warn when at least this fraction of the components' std entries sit at the floor (dead
+# ReLU units never come back; a healthy softplus head never reaches the floor)
+DEAD_STD_FRACTION = 0.25
 
 
 @register_prior("vampprior")
@@ -29,8 +36,17 @@ class VampPrior(Prior):
 
     log p(z) is exact (log-sum-exp over the K components). ``sample`` draws components
     uniformly at random, then z ~ q(z | u_k). The encoder must return std > 0.
+
+    Collapse (issue 8, measured in ``benchmarks/vampprior_collapse.py``): the components' std
+    is the encoder's std head. With the paper's ReLU + 1e-3 head nothing holds it up (unlike
+    N(0, I), which pulls std towards 1): while the decoder still ignores z, shrinking the std
+    costs no KL (every q(z|x) equals every q(z|u_k)), so the ReLU units die one by one and
+    stay dead (zero gradient), and the prior narrows to std 1e-3 in every dimension. Spreading
+    the posterior means by delta then costs delta^2 / (2e-6) nats per dimension: 0 active
+    units, forever. ``health`` reports that state; the cure is ``std_activation: softplus``.
     """
 
+    label = "VampPrior"
     exact = True
     trained_with_autoencoder = True
 
@@ -92,3 +108,27 @@ class VampPrior(Prior):
         k = torch.randint(self.n_components, (n,), generator=generator, device=generator_device(generator, mean)).to(mean.device)  # (n,)
         eps = randn((n, self.d_z), mean, generator)  # (n, d_z)
         return mean[k] + std[k] * eps  # (n, d_z)
+
+    # -- diagnostics -----------------------------------------------------------------------
+    @torch.no_grad()
+    def collapse_stats(self) -> dict:
+        """Fraction of component std entries at the encoder's floor, and the spread of the
+        component means (mean over dimensions of Var_k). Both ~0 / ~1 mean collapse."""
+        mean, std = self.components()  # (K, d_z), (K, d_z)
+        return {
+            "std_at_floor": (std <= STD_FLOOR * FLOOR_TOLERANCE).double().mean().item(),
+            "component_mean_var": mean.double().var(0, unbiased=False).mean().item(),
+            "component_std": std.double().mean().item(),
+        }
+
+    def health(self) -> list[str]:
+        problems = super().health()
+        if problems or self._encoder is None:
+            return problems
+        stats = self.collapse_stats()
+        if stats["std_at_floor"] >= DEAD_STD_FRACTION:
+            problems.append(
+                f"VampPrior collapse: {stats['std_at_floor']:.0%} of the components' std entries sit at the encoder's "
+                f"floor {STD_FLOOR} (dead ReLU std units), so p(z) is a spike and the posterior cannot spread; "
+                "set training.std_activation: softplus (benchmarks/vampprior_collapse.py, README)")
+        return problems
