@@ -88,6 +88,8 @@ def evaluate(vae: VAE, images: torch.Tensor, mc_samples: int = 1, is_samples: in
     n = len(images)
     result = {k: v.mean().item() for k, v in values.items()}
     result.update({f"{k}_std_over_images": v.std().item() for k, v in values.items()})
+    # the ELBO's KL term E_q[log q(z|x) - log p(z)] (Xu et al. split the ELBO into it and the reconstruction)
+    result["kl"] = -(result["entropy"] + result["log_prior_elbo"])
     if not prior.exact:
         result["is_ess_min"] = values["is_ess"].min().item()
     result.update({k: (c[0] / c[1] if c[1] else None) for k, c in floor_counts.items()})

@@ -63,6 +63,16 @@ TABLES = {
     "table_sm2": TableSpec("Supplement Table 2: LaDDer generation FID versus the prior VAE's latent size d_t (lower is better)",
                            (Metric("fid_generation", "Generation FID", "fid_generation"),
                             Metric("fid_real", "Real-image FID", "fid_real"), KID[0]), FID_NOTES, by_d_t=True),
+    # Beyond the paper: what Xu et al. (Table 7) and the VampPrior paper report. Continuous pixels with a
+    # Laplace likelihood: not comparable with their binarised-MNIST NLLs (README).
+    "table_priors": TableSpec("Priors compared on their peers' metrics (not in the LaDDer paper): test NLL by importance sampling "
+                              "(nats per image, lower is better), ELBO and its two terms, active units",
+                              (Metric("test_nll", "Test NLL, -log p(x) by importance sampling (S in the notes)", "test_nll"),
+                               Metric("elbo", "ELBO", "elbo"),
+                               Metric("rec_loglik", "Reconstruction term E_q[log p(x|z)]", "rec_loglik"),
+                               Metric("kl", "KL term E_q[log q(z|x) - log p(z)]", "kl"),
+                               Metric("active_units", "Active units (Var_x E_q[z_i] > 0.01)", "active_units")),
+                              ("loglik_samples", "loglik_images")),
     "table3": TableSpec("Table 3: test ELBO (nats per image, higher is better) and per-pixel reconstruction error x0.01 (lower is better)",
                         (Metric("elbo", "ELBO", "elbo"), Metric("rec_error_x100", "Per-pixel rec. error (x0.01)", "rec_error", 100.0, 2),
                          # not in the paper: flags a collapsed posterior (Burda et al. 2016; Xu et al. 2019 report it)
@@ -174,7 +184,9 @@ def to_markdown(name: str, summary: pd.DataFrame) -> str:
     seeds = summary.groupby(["dataset", "method"]).n_seeds.first()
     lines.append(f"Ours: mean ± std over seeds (seeds per cell: {sorted(set(seeds))}). Paper values as printed, for comparison only.")
     counts = [f"{note} = {', '.join(sorted(set(summary[note].dropna().astype(str))))}" for note in TABLES[name].notes if note in summary]
-    if counts:
+    if counts and name not in ("table1", "table_sm1", "table_sm2"):
+        lines.append("Counts (all cells): " + "; ".join(counts) + ".")
+    elif counts:
         lines.append("Images per FID (all cells): " + "; ".join(counts) + ". Compare FIDs only at equal counts; below 2,048 images "
                      "FID is biased upwards by a generator-dependent amount and can reorder close priors, KID is unbiased (README, FID).")
     notes = summary["protocol_notes"].dropna().unique() if "protocol_notes" in summary else []

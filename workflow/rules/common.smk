@@ -95,7 +95,7 @@ def real_fids(datasets):
 def table_inputs(wildcards):
     """Per-run JSON files a table is built from."""
     table = wildcards.table
-    if table in ("table2", "table3"):
+    if table in ("table2", "table3", "table_priors"):
         return runs(METRICS)
     datasets = FID_TABLE_DATASETS[table]
     if table == "table1":
@@ -107,7 +107,7 @@ def table_inputs(wildcards):
 
 
 def all_tables():
-    return ["table2", "table3"] + [t for t, datasets in FID_TABLE_DATASETS.items() if datasets]
+    return ["table2", "table3", "table_priors"] + [t for t, datasets in FID_TABLE_DATASETS.items() if datasets]
 
 
 def all_table_outputs():

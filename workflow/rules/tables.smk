@@ -9,7 +9,7 @@ rule table:
     log:
         "results/logs/tables/{table}.log",
     wildcard_constraints:
-        table="table1|table2|table3|table_sm1|table_sm2",
+        table="table1|table2|table3|table_sm1|table_sm2|table_priors",
     conda:
         "../../environment.yml"
     shell:
