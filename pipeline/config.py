@@ -25,7 +25,10 @@ DEFAULT_VARIANT = "default"
 VARIANT_PATTERN = re.compile(r"^(?:default|d_(?P<key>[tz])(?P<size>[1-9][0-9]*))$")
 # Settings that say how a run executes, never what it computes: not part of a run's identity, so
 # a run interrupted under one set of them resumes under another.
-EXECUTION_KEYS = ("device", "num_threads")
+EXECUTION_KEYS = ("device", "num_threads", "data_on_device")
+# Settings added after runs existed: at these values they change nothing, so they stay out of a
+# run's identity and older runs keep theirs (a new switch must not retrain finished work).
+NEUTRAL_SETTINGS = {"mixed_precision": "none"}
 
 
 class ConfigError(ValueError):
@@ -215,17 +218,18 @@ def run_settings(config: dict, dataset: str, method: str, seed: int, variant: st
         "train_limit": ds.get("train_limit"),
         "prior": block["prior"],
         "prior_options": options,
-        **{key: training[key] for key in sorted(training) if key not in EXECUTION_KEYS},
+        **{key: training[key] for key in sorted(training) if key not in EXECUTION_KEYS and NEUTRAL_SETTINGS.get(key, ()) != training[key]},
     }
 
 
 def identity(settings: dict) -> dict:
     """The scientific part of a settings dict (drops execution flags; older files carried them)."""
-    return {key: value for key, value in settings.items() if key not in EXECUTION_KEYS and key != "test_limit"}
+    return {key: value for key, value in settings.items()
+            if key not in EXECUTION_KEYS and key != "test_limit" and NEUTRAL_SETTINGS.get(key, ()) != value}
 
 
 def execution_flags(config: dict) -> dict:
-    """How training runs: device and threads. Never part of a run's identity."""
+    """How training runs: device, threads, where the dataset lives. Never part of a run's identity."""
     return {key: config["training"][key] for key in EXECUTION_KEYS}
 
 

@@ -131,11 +131,13 @@ class Run:
 
 
 def train(settings: dict, dataset_path: str | Path, model_path: str | Path, run_dir: str | Path | None = None,
-          stop_after_epoch: int | None = None, progress: bool = True, device: str = "auto", num_threads: int = 0) -> Path:
+          stop_after_epoch: int | None = None, progress: bool = True, device: str = "auto", num_threads: int = 0,
+          data_on_device: bool = True) -> Path:
     """Train (or resume) one run and write ``model_path``; returns it.
 
-    ``settings`` is the run's identity (``pipeline.config.run_settings``); ``device`` and
-    ``num_threads`` are execution flags. ``stop_after_epoch`` ends early after that many epochs
+    ``settings`` is the run's identity (``pipeline.config.run_settings``); ``device``,
+    ``num_threads`` and ``data_on_device`` (keep the uint8 training set in GPU memory, or move each
+    minibatch there) are execution flags. ``stop_after_epoch`` ends early after that many epochs
     without writing the model (used to test resuming); the checkpoint stays.
     """
     settings = identity(settings)
@@ -143,10 +145,10 @@ def train(settings: dict, dataset_path: str | Path, model_path: str | Path, run_
     run = Run(run_dir or model_path.parent)
     run.dir.mkdir(parents=True, exist_ok=True)
     with _attempt_log(run):
-        return _train(settings, dataset_path, model_path, run, stop_after_epoch, progress, resolve_device(device), num_threads)
+        return _train(settings, dataset_path, model_path, run, stop_after_epoch, progress, resolve_device(device), num_threads, data_on_device)
 
 
-def _train(settings, dataset_path, model_path, run, stop_after_epoch, progress, device, num_threads) -> Path:
+def _train(settings, dataset_path, model_path, run, stop_after_epoch, progress, device, num_threads, data_on_device) -> Path:
     torch.set_num_threads(num_threads or 1)
     seed = settings["seed"]
     torch.manual_seed(seed)
@@ -154,7 +156,8 @@ def _train(settings, dataset_path, model_path, run, stop_after_epoch, progress, 
              seed, device, torch.get_num_threads())
 
     images, _ = load_split(dataset_path, "train", limit=settings["train_limit"])
-    images = images.to(device)  # uint8 on the device: CelebA-128 fits whole on a large GPU
+    if data_on_device:
+        images = images.to(device)  # uint8 on the device: CelebA-128 (~9 GB) fits whole on a large GPU
     vae = build_vae(settings).to(device)
     ae_opt, prior_opt = make_optimisers(vae, settings)
     record = provenance(config=settings, seed=seed, device=device, dataset=str(dataset_path), num_threads=torch.get_num_threads())
@@ -175,7 +178,7 @@ def _train(settings, dataset_path, model_path, run, stop_after_epoch, progress, 
                    disable=not progress, mininterval=2.0, leave=False)
         vae.train()
         for step in bar:
-            x = to_float(images[order[step * batch_size:(step + 1) * batch_size].to(device)])
+            x = to_float(images[order[step * batch_size:(step + 1) * batch_size].to(images.device)].to(device, non_blocking=True))
             terms = vae.terms(x)
             loss = -terms["elbo"].mean()
             ae_opt.zero_grad(set_to_none=True)
@@ -207,7 +210,7 @@ def _train(settings, dataset_path, model_path, run, stop_after_epoch, progress, 
         row = {"epoch": epoch + 1, **{key: value / n for key, value in sums.items()}}
         row.update(scale=vae.scale.item(), lr=ae_opt.param_groups[0]["lr"])
         if vae.prior.fit_samples:
-            fit_images = images[torch.randperm(n, generator=generator)[: vae.prior.fit_samples].to(device)]
+            fit_images = images[torch.randperm(n, generator=generator)[: vae.prior.fit_samples].to(images.device)].to(device)
             vae.eval()
             fit = vae.prior.fit(sample_posterior(vae, fit_images, device), epoch)
             fits.append({"epoch": epoch + 1, **fit})

@@ -125,3 +125,18 @@ def test_deep_merge_is_recursive_and_does_not_mutate():
 def test_missing_config_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="nowhere.yaml does not exist"):
         load_config(tmp_path / "nowhere.yaml")
+
+
+def test_new_switches_at_their_neutral_value_leave_a_runs_identity_unchanged():
+    config = load_config(PAPER)
+    settings = run_settings(config, "fashion_mnist", "ladder", 0)
+    assert "mixed_precision" not in settings and "data_on_device" not in settings and "device" not in settings
+    config["training"]["mixed_precision"] = "bf16"
+    assert run_settings(config, "fashion_mnist", "ladder", 0)["mixed_precision"] == "bf16"
+
+
+def test_std_activation_reaches_the_prior_vae_unless_the_method_sets_it():
+    config = load_config(PAPER)
+    assert run_settings(config, "fashion_mnist", "ladder", 0)["prior_options"]["std_activation"] == config["training"]["std_activation"]
+    config["methods"]["ladder"]["options"]["std_activation"] = "relu"
+    assert run_settings(config, "fashion_mnist", "ladder", 0)["prior_options"]["std_activation"] == "relu"

@@ -232,3 +232,25 @@ def test_ladder_refits_its_mixture_every_epoch_after_warm_up(tmp_path, tiny_data
     vae, _ = load_model(model)
     assert int(vae.prior.mixture.n_fits) == 3
     assert vae.prior.mixture.weights.max() < 1.0  # no longer the N(0, I) start (weight 1 on component 0)
+
+
+# -- GPU switches, tested on the CPU path (issue 11.5) ----------------------------------------------
+def test_data_on_host_is_an_execution_flag_with_the_same_result(tmp_path, tiny_dataset):
+    settings = tiny_settings("normal", epochs=2)
+    a = train(settings, tiny_dataset, tmp_path / "a" / "model.pt", progress=False, data_on_device=True)
+    b = train(settings, tiny_dataset, tmp_path / "b" / "model.pt", progress=False, data_on_device=False)
+    _assert_same_weights(a, b, "data on host")
+
+
+def test_bf16_mixed_precision_trains_with_float32_densities(tmp_path, tiny_dataset):
+    settings = {**tiny_settings("ladder", epochs=2), "mixed_precision": "bf16"}
+    model = train(settings, tiny_dataset, tmp_path / "model.pt", progress=False)
+    vae, loaded = load_model(model)
+    assert loaded["mixed_precision"] == "bf16" and vae.amp_dtype == torch.bfloat16
+    x = to_float(torch.from_numpy(__import__("tests.conftest", fromlist=["make_digits"]).make_digits(4, 9)[0]))
+    terms = vae.terms(x)
+    assert all(terms[k].dtype == torch.float32 for k in ("rec_loglik", "entropy", "log_prior", "elbo"))
+    stats = torch.load(model, weights_only=False)["stats"]
+    reference = torch.load(train(tiny_settings("ladder", epochs=2), tiny_dataset, tmp_path / "fp32" / "model.pt", progress=False),
+                           weights_only=False)["stats"]
+    assert abs(stats[-1]["elbo"] - reference[-1]["elbo"]) < 0.1 * abs(reference[-1]["elbo"])

@@ -9,6 +9,7 @@ with the Laplace likelihood of supplement C (Eq. 14) on pixels in [0, 1].
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -70,11 +71,24 @@ class VAE(nn.Module):
         else:
             self.log_scale.copy_(torch.maximum(self.log_scale, log_mae))
 
+    # Mixed precision (training.mixed_precision: bf16) covers the two networks only: their outputs
+    # return as float32, so the Laplace likelihood, the entropy and every prior density are
+    # computed in float32 (log-densities summed over 784 or 49,152 pixels lose too much in bf16).
+    amp_dtype: torch.dtype | None = None
+
+    def _amp(self, device: torch.device):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.amp_dtype)
+
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.encoder(x)
+        with self._amp(x.device):
+            mean, std = self.encoder(x)
+        return mean.float(), std.float()
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decoder(z)
+        with self._amp(z.device):
+            return self.decoder(z).float()
 
     def terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The training objective's terms for one reparameterised z ~ q(z|x): per image (B,),
@@ -108,4 +122,9 @@ def build_vae(settings: dict) -> VAE:
     encoder = enc_cls(d_z, std_activation=settings.get("std_activation", "relu"))
     prior = build_prior(settings["prior"], d_z, dict(settings.get("prior_options", {})))
     decoder = dec_cls(d_z, output=settings.get("decoder_output", "linear"))
-    return VAE(encoder, decoder, prior, init_scale=settings.get("init_scale", 0.5), scale_mode=settings.get("decoder_scale", "mle"))
+    vae = VAE(encoder, decoder, prior, init_scale=settings.get("init_scale", 0.5), scale_mode=settings.get("decoder_scale", "mle"))
+    precision = settings.get("mixed_precision", "none")
+    if precision not in ("none", "bf16"):
+        raise ValueError(f"training.mixed_precision must be 'none' or 'bf16', got {precision!r}")
+    vae.amp_dtype = torch.bfloat16 if precision == "bf16" else None
+    return vae

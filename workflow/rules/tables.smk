@@ -1,16 +1,39 @@
-# Paper tables: mean +- std over seeds, paper values beside ours (pipeline/tables.py).
+# Paper tables: mean +- std over seeds, paper values beside ours (pipeline/tables.py). Each table is
+# also rendered as an HTML page (pipeline/report.py): Snakemake's report shows HTML in its viewer but
+# offers CSV and Markdown only as downloads, so the HTML is what `snakemake --report` displays.
+from pipeline.report import table_labels
+
+
 rule table:
     input:
         table_inputs,
     output:
-        csv=report("results/tables/{table}.csv", caption="../report/tables.rst", category="Tables", labels={"table": "{table}"}),
+        csv="results/tables/{table}.csv",
         md="results/tables/{table}.md",
         tex="results/tables/{table}.tex",
+        html=report("results/tables/{table}.html", caption="../report/tables.rst", category="Tables", labels=table_labels),
     log:
         "results/logs/tables/{table}.log",
+    benchmark:
+        "results/benchmarks/tables/{table}.tsv"
     wildcard_constraints:
         table="table1|table2|table3|table_sm1|table_sm2|table_priors",
     conda:
         "../../environment.yml"
     shell:
         "python -m pipeline table --name {wildcards.table} --inputs {input} --out-prefix results/tables/{wildcards.table} > {log} 2>&1"
+        " && python -m pipeline.report report-html --markdown {output.md} --out {output.html} >> {log} 2>&1"
+
+
+# The claims' verdicts as a page of the report (results/claims.md rendered, as the tables are).
+rule claims_html:
+    input:
+        "results/claims.md",
+    output:
+        report("results/claims.html", caption="../report/claims.rst", category="Claims", labels={"claims": "C1-C8 verdicts"}),
+    log:
+        "results/logs/claims_html.log",
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m pipeline.report report-html --markdown {input} --out {output} > {log} 2>&1"

@@ -13,6 +13,7 @@ rule train_model:
     resources:
         gpu=gpu_need(TRAIN_DEVICE),
         device=TRAIN_DEVICE,
+        data_flag="" if config["training"]["data_on_device"] else "--data-on-host",
     log:
         "results/logs/train/{dataset}/{method}/{variant}/seed{seed}.log",
     benchmark:
@@ -21,4 +22,4 @@ rule train_model:
         "../../environment.yml"
     shell:
         "python -m pipeline train --settings {params.settings:q} --data {input.data} --out {output.model}"
-        " --device {resources.device} --threads {threads} --no-progress > {log} 2>&1"
+        " --device {resources.device} --threads {threads} {resources.data_flag} --no-progress > {log} 2>&1"
