@@ -29,6 +29,7 @@ quick: setup /usr/share/datasets/fashion-mnist
 	$(VENV)/bin/snakemake --cores $(CORES) all
 
 paper: setup
+	$(PY) -m pipeline check-config config/config.yaml
 	$(VENV)/bin/snakemake all --cores $(CORES) --configfile config/config.yaml
 
 test: setup

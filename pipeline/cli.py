@@ -139,6 +139,17 @@ def cmd_sample_grid(args) -> None:
     save_sample_grid(images, args.rows, title, [Path(p) for p in args.out])
 
 
+def cmd_check_config(args) -> None:
+    """Load, merge and validate config files as Snakemake would (quick.yaml first), naming the
+    file of a YAML error with its line and column: Snakemake reads --configfile before any code of
+    ours runs, and its own message for broken YAML names no file."""
+    from pipeline.config import DEFAULT_CONFIG, load_config
+
+    config = load_config(DEFAULT_CONFIG, *args.files)
+    print(f"ok: {' + '.join(map(str, [DEFAULT_CONFIG, *args.files]))}: {len(config['run']['datasets'])} dataset(s), "
+          f"{len(config['run']['methods'])} method(s), {len(config['run']['seeds'])} seed(s)")
+
+
 def cmd_concat_tables(args) -> None:
     """Stack per-run CSV tables (same columns) into one, with provenance naming the inputs."""
     import pandas as pd
@@ -218,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     register_claims(sub)
     register_figures(sub)
     register_interpolation(sub)
+
+    p = sub.add_parser("check-config", help="validate config files as Snakemake merges them; names the file of a YAML error")
+    p.set_defaults(func=cmd_check_config)
+    p.add_argument("files", nargs="*", help="config files given to snakemake with --configfile")
 
     p = command("concat-tables", cmd_concat_tables, "stack per-run CSV tables into one")
     p.add_argument("--inputs", nargs="+", required=True)

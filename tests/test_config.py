@@ -141,3 +141,15 @@ def test_std_activation_reaches_the_prior_vae_unless_the_method_sets_it():
     assert run_settings(config, "fashion_mnist", "ladder", 0)["prior_options"]["std_activation"] == config["training"]["std_activation"]
     config["methods"]["ladder"]["options"]["std_activation"] = "relu"
     assert run_settings(config, "fashion_mnist", "ladder", 0)["prior_options"]["std_activation"] == "relu"
+
+
+def test_check_config_names_the_file_of_broken_yaml(tmp_path):
+    import subprocess
+    import sys
+
+    broken = tmp_path / "mine.yaml"
+    broken.write_text("run: {datasets: [mnist5k\n")
+    result = subprocess.run([sys.executable, "-m", "pipeline", "check-config", str(broken)], capture_output=True, text=True)
+    assert result.returncode == 2 and "mine.yaml: not valid YAML" in result.stderr and "line" in result.stderr
+    ok = subprocess.run([sys.executable, "-m", "pipeline", "check-config", str(PAPER)], capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith("ok:")

@@ -12,7 +12,7 @@ from pipeline.config import ConfigError, ablation_variants, data_options, evalua
 # message names the key and what to do in a few lines, where Snakemake's own would print the
 # whole schema. Snakemake's validate then passes and keeps the ecosystem's convention.
 try:
-    validate_config(config, source="config (config/quick.yaml merged with any --configfile/--config)")
+    validate_config(config, source="config (" + " + ".join(map(str, workflow.configfiles)) + ", and any --config)")
 except ConfigError as err:
     sys.exit(f"\nConfiguration error:\n{err}\n")
 validate(config, schema="../schemas/config.schema.yaml")
