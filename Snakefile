@@ -22,6 +22,29 @@ configfile: os.path.join(workflow.basedir, "config", "quick.yaml")
 
 
 include: "workflow/rules/common.smk"
+
+
+# On a cluster these run on the submit host: cheap, and they read many small files.
+localrules:
+    all,
+    all_tables,
+    all_figures,
+    fig2,
+    fig3,
+    fig4,
+    fig5,
+    fig6,
+    fig_samples,
+    table,
+    claims,
+    slp_table,
+    sample_grid,
+    figure3,
+    figure4,
+    figure_samples,
+
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"

@@ -83,7 +83,7 @@ def cmd_train(args) -> None:
     from pipeline.training import train
 
     train(_settings(args), args.data, args.out, run_dir=args.run_dir, progress=not args.no_progress, device=args.device, num_threads=args.threads,
-          data_on_device=not args.data_on_host)
+          data_on_device=bool(args.data_on_device))
 
 
 def cmd_encode(args) -> None:
@@ -196,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", help="folder for checkpoint and stats (default: the model's folder)")
     p.add_argument("--device", default="auto", help="execution flag: auto, cpu or cuda[:N] (not part of the run's identity)")
     p.add_argument("--threads", type=int, default=0, help="execution flag: torch CPU threads (0 = 1)")
-    p.add_argument("--data-on-host", action="store_true", help="execution flag: keep the training set in host memory (default: on the device)")
+    p.add_argument("--data-on-device", type=int, choices=[0, 1], default=1,
+                   help="execution flag: 1 keeps the uint8 training set in device memory, 0 moves each minibatch there")
     p.add_argument("--no-progress", action="store_true")
 
     for name, func, help_text in (("encode", cmd_encode, "posterior means and stds of train and test -> HDF5"),

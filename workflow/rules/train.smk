@@ -13,7 +13,7 @@ rule train_model:
     resources:
         gpu=gpu_need(TRAIN_DEVICE),
         device=TRAIN_DEVICE,
-        data_flag="" if config["training"]["data_on_device"] else "--data-on-host",
+        data_on_device=int(config["training"]["data_on_device"]),
     log:
         "results/logs/train/{dataset}/{method}/{variant}/seed{seed}.log",
     benchmark:
@@ -22,4 +22,4 @@ rule train_model:
         "../../environment.yml"
     shell:
         "python -m pipeline train --settings {params.settings:q} --data {input.data} --out {output.model}"
-        " --device {resources.device} --threads {threads} {resources.data_flag} --no-progress > {log} 2>&1"
+        " --device {resources.device} --threads {threads} --data-on-device {resources.data_on_device} --no-progress > {log} 2>&1"
