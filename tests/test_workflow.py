@@ -12,7 +12,7 @@ import yaml
 from pipeline.provenance import REPO_ROOT
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO_ROOT / "Snakefile")]
-METHODS = ["normal", "vampprior", "gmm", "hierarchical", "ladder"]
+METHODS = ["normal", "vampprior", "gmm", "hierarchical", "ladder", "realnvp"]
 
 
 def snakemake(*args, cwd, timeout=900):
@@ -28,8 +28,12 @@ def tiny_config(tmp_path: Path) -> Path:
     config["methods"]["gmm"]["options"].update(n_components=3, fit_samples=64, max_iter=20)
     config["methods"]["hierarchical"]["options"].update(n_layers=1, hidden=32)
     config["methods"]["ladder"]["options"].update(n_layers=1, hidden=32, n_components=3, fit_samples=64, n_hyper_samples=4, max_iter=20)
+    config["methods"]["realnvp"]["options"].update(n_blocks=2, hidden=16)
+    config["figures"].update(datasets=["mnist5k"], seeds=[0], fig2_fit_images=200, fig2_grid_size=30, fig2_is_samples=8, fig2_mc_points=100,
+                             fig2_epochs=2, fig2_steps_per_epoch=5, fig4_max_points=256)
+    config["interpolation"].update(iterations=20, n_pairs=3, test_images=32, figure_pairs=2, figure6_pairs=1, grid_size=30)
     config["training"]["num_threads"] = 1
-    config["evaluation"].update(is_samples=8, batch_size=64)
+    config["evaluation"].update(is_samples=8, batch_size=64, loglik_samples=8, loglik_test_limit=8)
     config["sampling"].update(n_samples=16, batch_size=16)
     config["fid"].update(n_samples=8, n_reference=8, batch_size=8, device="cpu", kid_subset_size=4, kid_subsets=10)
     config["ablation"]["d_t"] = {"mnist5k": [2, 8]}
@@ -47,7 +51,7 @@ def test_tiny_workflow_end_to_end_then_nothing_to_do(tmp_path):
     print(f"tiny workflow: {time.time() - started:.0f} s")
 
     tables = tmp_path / "results" / "tables"
-    for table in ("table2", "table3", "table_sm1", "table_sm2"):
+    for table in ("table2", "table3", "table_sm1", "table_sm2", "table_priors"):
         for ext in ("csv", "md", "tex", "provenance.json"):
             assert (tables / f"{table}.{ext}").stat().st_size > 0, f"{table}.{ext}"
     assert not (tables / "table1.csv").exists()  # CelebA is not in this run
@@ -64,6 +68,14 @@ def test_tiny_workflow_end_to_end_then_nothing_to_do(tmp_path):
         assert (tmp_path / "results" / "figures" / "samples" / f"mnist5k_{method}_default_seed0.pdf").exists()
     assert (tmp_path / "results" / "runs" / "mnist5k" / "ladder" / "d_t2" / "seed0" / "fid.json").exists()
     assert not (tmp_path / "results" / "runs" / "mnist5k" / "ladder" / "d_t8").exists()  # d_t = 8 reuses the ladder run
+    figures = tmp_path / "results" / "figures"
+    for figure in ("fig2/mnist5k_seed0", "fig3/mnist5k", "fig4/mnist5k", "fig5/mnist5k", "fig6/mnist5k", *(f"supplement/samples_{m}" for m in METHODS)):
+        for ext in ("png", "pdf"):
+            assert (figures / f"{figure}.{ext}").stat().st_size > 0, f"{figure}.{ext}"
+    for table in ("fig2_mnist5k_seed0", "fig4_mnist5k", "slp_mnist5k"):
+        assert (figures / "tables" / f"{table}.csv").exists(), table
+    claims = (tmp_path / "results" / "claims.md").read_text()
+    assert "C1" in claims and "C8" in claims
     # Issue 8.1: a table cell is the mean over seeds of the per-run metric files
     import json
 

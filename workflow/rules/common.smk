@@ -198,7 +198,8 @@ def sample_runs(wildcards):
 
 
 SLP_RUN_TABLE = "results/interpolation/{dataset}/{method}/{variant}/seed{seed}.csv"
-FIG6_DATASET = "celeba" if "celeba" in DATASETS else "fashion_mnist"
+# CelebA when it is run; else Fashion-MNIST (titled as such), else the first dataset
+FIG6_DATASET = next((d for d in ("celeba", "fashion_mnist") if d in DATASETS), DATASETS[0])
 
 
 def interpolation_models(variants):
