@@ -9,30 +9,22 @@ same settings from config files.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 
 import torch
 
+from pipeline.commands import add_command, json_arg
+
 log = logging.getLogger("pipeline")
-
-
-def _json_arg(text: str) -> dict:
-    """A JSON object, or @path to a JSON/YAML file holding one."""
-    if text.startswith("@"):
-        import yaml
-
-        return yaml.safe_load(Path(text[1:]).read_text())
-    return json.loads(text)
 
 
 def _settings(args) -> dict:
     from pipeline.config import load_config, run_settings
 
     if args.settings is not None:
-        return _json_arg(args.settings)
+        return json_arg(args.settings)
     if not (args.dataset and args.method and args.seed is not None):
         raise SystemExit("give --settings JSON, or --dataset, --method and --seed (with --config files)")
     return run_settings(load_config(*args.config), args.dataset, args.method, args.seed, args.variant)
@@ -42,7 +34,7 @@ def _config_block(args, block: str) -> dict:
     from pipeline.config import load_config
 
     if args.options is not None:
-        return _json_arg(args.options)
+        return json_arg(args.options)
     return load_config(*args.config)[block]
 
 
@@ -174,10 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name, func, help_text):
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.set_defaults(func=func)
-        p.add_argument("--config", nargs="+", default=[], metavar="YAML", help="config files (default config/quick.yaml) when no JSON is given")
-        return p
+        return add_command(sub, name, func, help_text)
 
     p = command("prepare-data", cmd_prepare_data, "raw files -> data/processed/{dataset}.h5")
     p.add_argument("--dataset", required=True)

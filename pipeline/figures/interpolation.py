@@ -15,13 +15,13 @@ paths; ``make_fig5`` / ``make_fig6`` load models and data and write PNG, PDF and
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
+from pipeline.commands import json_arg
 from pipeline.figures.style import DENSITY_CMAP, hide_ticks, method_label, plt, save_figure, style, write_table
 from pipeline.interpolation import SLP_DEFAULTS, TABLE_COLUMNS, choose_pairs, interpolate_images, latent_space, pair_table, stats_rows
 
@@ -329,16 +329,6 @@ def _model_map(items: Sequence[str]) -> dict[str, str]:
     return models
 
 
-def _options_arg(text: str | None) -> dict:
-    if text is None:
-        return {}
-    if text.startswith("@"):
-        import yaml
-
-        return yaml.safe_load(Path(text[1:]).read_text())
-    return json.loads(text)
-
-
 def _device(name: str) -> str:
     from pipeline.training import resolve_device
 
@@ -347,11 +337,11 @@ def _device(name: str) -> str:
 
 def cmd_figure_interpolation(args) -> None:
     make = {"5": make_fig5, "6": make_fig6}[args.figure]
-    make(_model_map(args.model), args.data, args.dataset, args.out_prefix, _options_arg(args.options), _device(args.device))
+    make(_model_map(args.model), args.data, args.dataset, args.out_prefix, json_arg(args.options), _device(args.device))
 
 
 def cmd_slp_table(args) -> None:
-    make_slp_table(args.model, args.data, args.out, _options_arg(args.options), _device(args.device), args.dataset,
+    make_slp_table(args.model, args.data, args.out, json_arg(args.options), _device(args.device), args.dataset,
                    args.method, args.seed)
 
 
