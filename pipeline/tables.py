@@ -135,6 +135,12 @@ def summarise(name: str, runs: pd.DataFrame) -> pd.DataFrame:
                 "paper_std": match["std"].iloc[0] if len(match) else math.nan,
                 "paper_dataset": paper_dataset if len(match) else "",
             }
+            # Table 2's hierarchical/LaDDer cells are importance-sampled (biased low): say so, with K
+            # and the same estimate from K/10 samples (how far from converged it still is).
+            if metric.source == "cross_entropy" and "is_samples" in group and group["is_samples"].notna().any():
+                row["estimator"] = f"IS K={int(group['is_samples'].dropna().iloc[0])}"
+                if "cross_entropy_tenth" in group:
+                    row["estimate_at_K_over_10"] = group["cross_entropy_tenth"].mean()
             if "protocol_notes" in group and group["protocol_notes"].notna().any():
                 row["protocol_notes"] = group["protocol_notes"].dropna().iloc[0]
             for note in spec.notes:
@@ -164,7 +170,9 @@ def grid(name: str, summary: pd.DataFrame) -> list[tuple[Metric, pd.DataFrame]]:
         for dataset in dict.fromkeys(part.dataset):
             cells = part[part.dataset == dataset].set_index("method")
             label = DATASET_LABELS.get(dataset, dataset)
-            rows[(label, "ours")] = [_cell(cells.loc[m, "mean"], cells.loc[m, "std"], metric.decimals) if m in cells.index else "-" for m in methods]
+            marked = cells["estimator"].notna() if "estimator" in cells else pd.Series(False, index=cells.index)
+            rows[(label, "ours")] = [_cell(cells.loc[m, "mean"], cells.loc[m, "std"], metric.decimals) + (" †" if marked.get(m, False) else "")
+                                     if m in cells.index else "-" for m in methods]
             paper_label = "paper" if PAPER_DATASET.get(dataset, dataset) == dataset else f"paper ({DATASET_LABELS[PAPER_DATASET[dataset]]})"
             rows[(label, paper_label)] = [_cell(cells.loc[m, "paper_mean"], cells.loc[m, "paper_std"], metric.decimals) if m in cells.index else "-"
                                           for m in methods]
@@ -181,6 +189,12 @@ def to_markdown(name: str, summary: pd.DataFrame) -> str:
                   "|---|---|" + "---|" * len(frame.columns)]
         lines += [f"| {d} | {s} | " + " | ".join(row) + " |" for (d, s), row in zip(frame.index, frame.values)]
         lines.append("")
+    if "estimator" in summary and summary["estimator"].notna().any():
+        marked = summary[summary["estimator"].notna()]
+        detail = "; ".join(f"{r.dataset}/{r.method}: {r.estimator}, K/10 gives {r.estimate_at_K_over_10:.2f}" for r in marked.itertuples()
+                           if "estimate_at_K_over_10" in marked)
+        lines.append("† importance-sampled log p(z) (defensive proposal around q(t|z)): a lower-biased estimate, unlike the exact cells "
+                     f"({detail}). README, 'Evaluation'.")
     seeds = summary.groupby(["dataset", "method"]).n_seeds.first()
     lines.append(f"Ours: mean ± std over seeds (seeds per cell: {sorted(set(seeds))}). Paper values as printed, for comparison only.")
     counts = [f"{note} = {', '.join(sorted(set(summary[note].dropna().astype(str))))}" for note in TABLES[name].notes if note in summary]
@@ -196,7 +210,7 @@ def to_markdown(name: str, summary: pd.DataFrame) -> str:
 
 def to_latex(name: str, summary: pd.DataFrame) -> str:
     def esc(text: str) -> str:
-        return str(text).replace("_", r"\_").replace("±", r"$\pm$").replace("%", r"\%")
+        return str(text).replace("_", r"\_").replace("±", r"$\pm$").replace("%", r"\%").replace("†", r"$^\dagger$")
 
     parts = [f"% {esc(TABLES[name].title)}"]
     for metric, frame in grid(name, summary):

@@ -70,3 +70,13 @@ def test_column_labels_come_from_the_prior_with_a_fallback(tmp_path):
     build_table("table2", inputs, tmp_path / "t2")
     header = next(line for line in (tmp_path / "t2.md").read_text().splitlines() if line.startswith("| Dataset"))
     assert "| Ours (LaDDer) | ladder_small (Ours (LaDDer)) | mine (not_registered) |" in header
+
+
+def test_importance_sampled_cells_say_so(tmp_path):
+    inputs = [write_run(tmp_path / "a.json", "mnist5k", "ladder", 0, cross_entropy=-10.0, cross_entropy_tenth=-10.4, is_samples=1000),
+              write_run(tmp_path / "b.json", "mnist5k", "gmm", 0, cross_entropy=-9.0, is_samples=None)]
+    summary = build_table("table2", inputs, tmp_path / "t2")
+    md = (tmp_path / "t2.md").read_text()
+    assert "-10.0 †" in md and "-9.0 †" not in md
+    assert "mnist5k/ladder: IS K=1000, K/10 gives -10.40" in md and "lower-biased" in md
+    assert summary.set_index("method").loc["ladder", "estimator"] == "IS K=1000"
