@@ -78,6 +78,10 @@ def validate_config(config: dict, source: str = "config") -> dict:
     if config["sampling"]["n_samples"] < config["fid"]["n_samples"]:
         raise ConfigError(f"{source}: sampling.n_samples ({config['sampling']['n_samples']}) must be at least fid.n_samples "
                           f"({config['fid']['n_samples']}): FID uses the first fid.n_samples generated images")
+    for key, rows in (("sampling.grid_rows", config["sampling"]["grid_rows"]), ("figures.samples_grid_rows", config["figures"]["samples_grid_rows"])):
+        if rows * rows > config["sampling"]["n_samples"]:
+            raise ConfigError(f"{source}: {key} is {rows} but a {rows} x {rows} grid needs {rows * rows} samples and sampling.n_samples is "
+                              f"{config['sampling']['n_samples']}; lower {key} or raise sampling.n_samples")
     ablated = config["ablation"]["method"]
     if ablated not in config["methods"]:
         raise ConfigError(f"{source}: ablation.method {ablated!r} is not defined under methods")

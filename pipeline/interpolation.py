@@ -167,11 +167,20 @@ class LatentSpace:
     decode: Callable[[torch.Tensor], torch.Tensor]  # (N, dim) -> decoder means (N,C,H,W)
 
 
+def flat_log_prob(log_prob: LogProb) -> LogProb:
+    """The prior contract's log_prob takes (B, d); paths are (..., J, d): flatten and restore."""
+
+    def wrapped(x: torch.Tensor) -> torch.Tensor:
+        return log_prob(x.reshape(-1, x.shape[-1])).reshape(x.shape[:-1])
+
+    return wrapped
+
+
 def latent_space(vae: nn.Module) -> LatentSpace:
     """t-space for priors with a prior VAE (``exact = False``: hierarchical, LaDDer), z-space otherwise."""
     prior = vae.prior
     if prior.exact:
-        return LatentSpace("z", prior.d_z, prior.log_prob, lambda x: vae.encode(x)[0], vae.decode)
+        return LatentSpace("z", prior.d_z, flat_log_prob(prior.log_prob), lambda x: vae.encode(x)[0], vae.decode)
     if not (hasattr(prior, "vae") and hasattr(prior, "hyper_log_prob")):
         raise TypeError(f"prior {type(prior).__name__} has no exact log p(z) and no prior VAE with a hyper prior "
                         "(hyper_log_prob); the shortest likely path needs a density it can differentiate")
@@ -184,7 +193,7 @@ def latent_space(vae: nn.Module) -> LatentSpace:
         return vae.decode(prior_vae.decode(t))  # z = mean of p(z|t), x = decoder mean: (N,C,H,W)
 
     # log p(t): N(0, I) for the hierarchical prior, the fitted DP mixture for LaDDer (exact in t).
-    return LatentSpace("t", prior.d_t, prior.hyper_log_prob, encode, decode)
+    return LatentSpace("t", prior.d_t, flat_log_prob(prior.hyper_log_prob), encode, decode)
 
 
 @contextlib.contextmanager

@@ -214,3 +214,17 @@ def test_summarise_pairs_counts_wins():
     assert len(summary) == 1 and summary.loc[0, "n_pairs"] == 3
     assert summary.loc[0, "slp_higher_mean_log_p"] == pytest.approx(2 / 3)
     assert summary.loc[0, "slp_mean_log_p"] == pytest.approx(-3.5 / 3) and summary.loc[0, "straight_length"] == 1.0
+
+
+@pytest.mark.parametrize("name", ["vampprior", "realnvp", "gmm"])
+def test_latent_space_log_prob_takes_paths_of_any_batch_shape(name):
+    """The prior contract's log_prob takes (B, d); SLP evaluates (pairs, points, d)."""
+    from pipeline.models import build_vae
+    from tests.conftest import tiny_settings
+
+    torch.manual_seed(0)
+    vae = build_vae(tiny_settings(name)).eval()
+    space = latent_space(vae)
+    paths = torch.randn(3, 5, space.dim)
+    flat = space.log_prob(paths.reshape(-1, space.dim)).reshape(3, 5)
+    torch.testing.assert_close(space.log_prob(paths), flat)

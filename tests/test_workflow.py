@@ -30,11 +30,11 @@ def tiny_config(tmp_path: Path) -> Path:
     config["methods"]["ladder"]["options"].update(n_layers=1, hidden=32, n_components=3, fit_samples=64, n_hyper_samples=4, max_iter=20)
     config["methods"]["realnvp"]["options"].update(n_blocks=2, hidden=16)
     config["figures"].update(datasets=["mnist5k"], seeds=[0], fig2_fit_images=200, fig2_grid_size=30, fig2_is_samples=8, fig2_mc_points=100,
-                             fig2_epochs=2, fig2_steps_per_epoch=5, fig4_max_points=256)
+                             fig2_epochs=2, fig2_steps_per_epoch=5, fig4_max_points=256, samples_grid_rows=4)
     config["interpolation"].update(iterations=20, n_pairs=3, test_images=32, figure_pairs=2, figure6_pairs=1, grid_size=30)
     config["training"]["num_threads"] = 1
     config["evaluation"].update(is_samples=8, batch_size=64, loglik_samples=8, loglik_test_limit=8)
-    config["sampling"].update(n_samples=16, batch_size=16)
+    config["sampling"].update(n_samples=16, batch_size=16, grid_rows=4)
     config["fid"].update(n_samples=8, n_reference=8, batch_size=8, device="cpu", kid_subset_size=4, kid_subsets=10)
     config["ablation"]["d_t"] = {"mnist5k": [2, 8]}
     path = tmp_path / "tiny.yaml"
