@@ -21,6 +21,9 @@ envvars:
 configfile: os.path.join(workflow.basedir, "config", "quick.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 
 
@@ -37,6 +40,7 @@ localrules:
     fig_samples,
     table,
     claims,
+    claims_html,
     slp_table,
     sample_grid,
     figure3,
@@ -59,6 +63,7 @@ rule all_tables:
         all_table_outputs(),
         "results/claims.csv",
         "results/claims.md",
+        "results/claims.html",
 
 
 rule all:
@@ -67,5 +72,6 @@ rule all:
         all_table_outputs(),
         "results/claims.csv",
         "results/claims.md",
+        "results/claims.html",
         all_sample_grids(),
         all_figure_outputs(),

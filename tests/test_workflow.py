@@ -76,6 +76,10 @@ def test_tiny_workflow_end_to_end_then_nothing_to_do(tmp_path):
         assert (figures / "tables" / f"{table}.csv").exists(), table
     claims = (tmp_path / "results" / "claims.md").read_text()
     assert "C1" in claims and "C8" in claims
+    # Issue 13.5: the Snakemake report holds every table and figure this DAG built
+    from tests.test_report import check_report
+
+    check_report(tmp_path, config)
     # Issue 8.1: a table cell is the mean over seeds of the per-run metric files
     import json
 

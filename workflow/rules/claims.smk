@@ -9,7 +9,7 @@ rule claims:
         slp=claims_figure_tables(CLAIMS_SLP_TABLE),
         alignment=claims_figure_tables(CLAIMS_ALIGNMENT_TABLE),
     output:
-        csv=report("results/claims.csv", caption="../report/claims.rst", category="Claims"),
+        csv="results/claims.csv",
         md="results/claims.md",
     params:
         datasets=DATASETS,

@@ -173,9 +173,14 @@ FIG_SEED = FIG_SEEDS[0]  # Figures 2, 3 and the sample figures draw one seed; Fi
 FIG2_MODEL, FIG2_ENCODINGS = expand([MODEL, ENCODINGS], method="normal", variant="d_z2", allow_missing=True)
 
 
-def fig2_methods():
-    """The config's method blocks of the priors Figure 2 fits post hoc, as JSON."""
-    return as_json({m: config["methods"][m] for m in FIGURES["fig2_methods"]})
+def fig2_methods(wildcards):
+    """The method blocks of the priors Figure 2 fits post hoc, as JSON, with their options resolved
+    for the dataset as a run's are (dataset prior_options such as LaDDer's warm-up, std heads)."""
+    blocks = {}
+    for m in FIGURES["fig2_methods"]:
+        options = run_settings(config, wildcards.dataset, m, int(wildcards.seed))["prior_options"]
+        blocks[m] = {"prior": config["methods"][m]["prior"], "options": options}
+    return as_json(blocks)
 
 
 def fig3_runs(pattern):

@@ -15,7 +15,7 @@ rule figure2:
         provenance="results/figures/tables/fig2_{dataset}_seed{seed}.csv.provenance.json",
     params:
         options=as_json(FIGURES),
-        methods=fig2_methods(),
+        methods=fig2_methods,
     threads: 1
     resources:
         gpu=GPU_JOB,
