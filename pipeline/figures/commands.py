@@ -57,7 +57,7 @@ def cmd_figure2(args) -> None:
     o = _options(args)
     methods = json_arg(args.methods)
     # rules pass JSON with sorted keys: restore the panel order of figures.fig2_methods (the paper's)
-    order = [m for m in o.get("fig2_methods", []) if m in methods]
+    order = [m for m in json_arg(args.options).get("fig2_methods", []) if m in methods]
     methods = {m: methods[m] for m in order + [m for m in methods if m not in order]}
     if args.only:
         missing = [m for m in args.only if m not in methods]
