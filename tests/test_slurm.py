@@ -173,7 +173,7 @@ def test_cancelled_training_resumes_and_node_failure_recovers(cluster, tmp_path)
     retry = wait_until("the resubmitted training", lambda: [j for j in training_jobs() if j != first], 300, proc)[0]
     wait_until("the retry to run", lambda: running(retry), 300, proc)
     train_logs = list(tmp_path.glob("results/logs/train/**/*.log"))
-    resumed = wait_until("the retry to resume", lambda: [m for p in train_logs for m in re.findall(r"resum\w* .* from epoch (\d+)", p.read_text())], 120, proc)
+    resumed = wait_until("the retry to resume", lambda: [m for p in train_logs for m in re.findall(r"resum\w* .* after epoch (\d+)", p.read_text())], 120, proc)
     assert int(resumed[0]) > 0, resumed
 
     # Fault 2: the node dies under the running retry (slurmd stops; after SlurmdTimeout the
