@@ -57,8 +57,12 @@ RC = {
 
 def method_label(method: str) -> str:
     """Display name of a method; ablation/variant names keep their suffix (ladder_dt2 -> LaDDer (dt2))."""
+    from pipeline.priors import PRIORS, prior_label
+
     if method in METHOD_LABELS:
         return METHOD_LABELS[method]
+    if method in PRIORS:  # a prior registered later (Real NVP, a user's): its own label
+        return prior_label(method)
     base, _, rest = method.partition("_")
     return f"{METHOD_LABELS[base]} ({rest})" if base in METHOD_LABELS and rest else method
 
