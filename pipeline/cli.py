@@ -101,8 +101,12 @@ def cmd_evaluate(args) -> None:
     metrics = evaluate(job.vae, images, options["mc_samples"], options["is_samples"], options["batch_size"], job.device,
                        seed=job.settings["seed"], progress=not args.no_progress)
     if options.get("loglik_samples"):
-        metrics.update(log_likelihood_metrics(job.vae, images[: options.get("loglik_test_limit") or len(images)], options["loglik_samples"],
-                                           job.settings["seed"], job.device))
+        subset = images
+        if options.get("loglik_test_limit") and options["loglik_test_limit"] < len(images):
+            # a seeded random subset: the first N test images can be one class (mnist5k's split is sorted)
+            pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(job.settings["seed"]))[: options["loglik_test_limit"]]
+            subset = images[pick.sort().values]
+        metrics.update(log_likelihood_metrics(job.vae, subset, options["loglik_samples"], job.settings["seed"], job.device))
     write_run_json(args.out, job.settings, metrics, job.record())
 
 
