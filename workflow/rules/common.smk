@@ -111,7 +111,7 @@ def all_tables():
 
 
 def all_table_outputs():
-    return expand("results/tables/{table}.{ext}", table=all_tables(), ext=["csv", "md", "tex"])
+    return expand("results/tables/{table}.{ext}", table=all_tables(), ext=["csv", "md", "tex", "html"])
 
 
 SAMPLE_GRID = "results/figures/samples/{dataset}_{method}_{variant}_seed{seed}"
