@@ -31,10 +31,11 @@ PAPER_SOURCE = "paper"
 VERDICTS = ("holds", "fails", "inconclusive", "not run")
 
 STYLE = """
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; color: #1f2937; margin: 12px 16px; }
+body { overflow-x: auto; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; color: #1f2937; margin: 12px 16px; }
 h1 { font-size: 18px; margin: 0 0 10px; }
 h2 { font-size: 15px; margin: 18px 0 6px; }
-table { border-collapse: collapse; margin: 4px 0 10px; font-variant-numeric: tabular-nums; }
+table { border-collapse: collapse; margin: 4px 0 10px; font-variant-numeric: tabular-nums; font-size: 13px; }
+th, td { white-space: nowrap; }  /* six prior columns: scroll sideways rather than wrap cells into unreadable stacks */
 th, td { border: 1px solid #d1d5db; padding: 3px 8px; vertical-align: top; }
 th { background: #f3f4f6; text-align: left; }
 td.num { text-align: right; white-space: nowrap; }
