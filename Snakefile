@@ -74,4 +74,5 @@ rule all:
         "results/claims.md",
         "results/claims.html",
         all_sample_grids(),
+        all_encodings(),
         all_figure_outputs(),

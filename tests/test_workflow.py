@@ -133,12 +133,14 @@ def test_paper_scale_dry_run_builds_every_job(tmp_path):
                        cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout + result.stderr
-    # 3 datasets x (5 methods + 3 extra d_t values; 4 on CelebA) x 5 seeds training runs
+    # 3 datasets x 6 methods x 5 seeds headline runs; d_t ablation variants beside each dataset's own d_t (3, 3, 4) x 5 seeds;
+    # figure runs on MNIST and Fashion-MNIST: normal/d_z2 for Figure 2 (first seed), vampprior/d_z2 and gmm/d_z2 for
+    # Figure 4 (5 seeds; Figure 4's ladder/d_t2 is an ablation run already)
     assert " train_model " in out or "train_model" in out
     counts = {line.split()[0]: int(line.split()[1]) for line in out.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit()}
-    assert counts["train_model"] == 5 * (5 + 3) + 5 * (5 + 3) + 5 * (5 + 4)
+    assert counts["train_model"] == 3 * 6 * 5 + (3 + 3 + 4) * 5 + 2 * (1 + 2 * 5)
     assert counts["prepare_dataset"] == 3 and counts["fid_reference"] == 3
-    assert counts["table"] == 5  # Tables 1, 2, 3 and supplement Tables 1, 2
+    assert counts["table"] == 6  # Tables 1, 2, 3, supplement Tables 1, 2 and table_priors
 
 
 def test_lint_is_clean():
