@@ -116,6 +116,14 @@ def read_samples(path: str | Path, n: int | None = None) -> tuple[torch.Tensor, 
         return torch.from_numpy(np.asarray(h5["images"][:stop])), torch.from_numpy(np.asarray(h5["z"][:stop]))
 
 
+def read_record(path: str | Path) -> dict:
+    """The provenance record an HDF5 artefact carries (``run`` holds the run's settings)."""
+    import json
+
+    with h5py.File(path, "r") as h5:
+        return json.loads(h5.attrs["provenance"])
+
+
 # -- per-run JSON ------------------------------------------------------------------------------
 def run_record(settings: dict, metrics: dict) -> dict:
     """The payload of every per-run JSON file (metrics.json, fid.json): who made the numbers."""

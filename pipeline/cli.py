@@ -121,16 +121,11 @@ def cmd_sample(args) -> None:
 
 
 def cmd_sample_grid(args) -> None:
-    import json
-
-    import h5py
-
-    from pipeline.artefacts import read_samples
+    from pipeline.artefacts import read_record, read_samples
     from pipeline.figures import save_sample_grid
 
     images, _ = read_samples(args.samples, args.rows * args.rows)
-    with h5py.File(args.samples, "r") as h5:
-        run = json.loads(h5.attrs["provenance"])["config"]["run"]
+    run = read_record(args.samples)["config"]["run"]
     title = f"{run['method']} prior, {run['dataset']}, seed {run['seed']}" + ("" if run.get("variant", "default") == "default" else f", {run['variant']}")
     save_sample_grid(images, args.rows, title, [Path(p) for p in args.out])
 

@@ -35,11 +35,9 @@ def _options(args) -> dict:
 
 
 def _device(name: str) -> str:
-    import torch
+    from pipeline.training import resolve_device
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
+    return str(resolve_device(name))
 
 
 def _threads(args) -> None:
