@@ -116,8 +116,10 @@ def cmd_sample(args) -> None:
 
     options = _config_block(args, "sampling")
     job = ModelJob(args.model, args.device, options, "sampling")
-    z, images = generate(job.vae, options["n_samples"], seed=job.settings["seed"], batch_size=args.batch_size, device=job.device)
-    write_samples(args.out, images, z, job.record())
+    z, images, replaced = generate(job.vae, options["n_samples"], seed=job.settings["seed"], batch_size=args.batch_size, device=job.device)
+    if replaced:
+        log.warning("%s: %d non-finite prior draws replaced by further draws (evaluation.sample_latents)", args.model, replaced)
+    write_samples(args.out, images, z, job.record(nonfinite_draws_replaced=replaced))
 
 
 def cmd_sample_grid(args) -> None:

@@ -33,7 +33,13 @@ from pipeline.models.vae import gaussian_entropy, laplace_log_likelihood
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016
 SAMPLE_BLOCK = 100  # images per generator seed in ``generate``: a constant, never a config knob
+MAX_REDRAWS = 10  # rounds of SAMPLE_BLOCK draws to fill one block with finite z
+MAX_REPLACED_FRACTION = 0.01  # of the n draws; above it generation fails instead of replacing
 AT_FLOOR = STD_FLOOR * (1 + 1e-4)  # a std this close to the head's additive floor is a dead unit
+
+
+class NonFiniteSamples(RuntimeError):
+    """The prior's sampler returned too many non-finite z for its images to be a sample of it."""
 
 
 def sample_seed(seed: int, block: int) -> int:
@@ -149,25 +155,48 @@ def encode_images(vae: VAE, images: torch.Tensor, batch_size: int = 500, device:
 
 
 @torch.no_grad()
-def sample_latents(vae: VAE, n: int, seed: int) -> torch.Tensor:
+def sample_latents(vae: VAE, n: int, seed: int) -> tuple[torch.Tensor, int]:
     """z_k ~ p(z) for k < n, a function of (seed, k) only: block b of SAMPLE_BLOCK draws comes
-    from a CPU generator seeded with (seed, b). -> (n, d_z) on the model's device"""
-    zs = []
+    from a CPU generator seeded with (seed, b). -> (n, d_z) on the model's device, draws replaced
+
+    A non-finite draw is replaced by the next draws of its block's generator (so z_k stays a function
+    of (seed, k)) and counted: a trained Real NVP prior's inverse overflows float32 and float64 on about
+    0.1 % of N(0, I) draws (the sigmoid couplings contract forwards, so the inverse expands the tails),
+    and such a z has no image. More than ``MAX_REPLACED_FRACTION`` replaced is an error, not a footnote.
+    """
+    zs, replaced = [], 0
     for block, part in enumerate(batches(n, SAMPLE_BLOCK)):
         generator = torch.Generator().manual_seed(sample_seed(seed, block))
-        zs.append(vae.prior.sample(SAMPLE_BLOCK, generator=generator)[: part.stop - part.start])
-    return torch.cat(zs)
+        kept, have = [], 0
+        for _ in range(MAX_REDRAWS):
+            z = vae.prior.sample(SAMPLE_BLOCK, generator=generator)  # (SAMPLE_BLOCK, d_z)
+            finite = torch.isfinite(z).all(-1)
+            kept.append(z[finite])
+            have += int(finite.sum())
+            if have >= SAMPLE_BLOCK:
+                break
+        if have < SAMPLE_BLOCK:
+            raise NonFiniteSamples(f"{vae.prior.label} prior: block {block} of seed {seed} drew fewer than {SAMPLE_BLOCK} finite z "
+                                   f"in {MAX_REDRAWS} rounds; the prior's sampler is broken, not its tails")
+        block_z = torch.cat(kept)
+        replaced += len(kept) * SAMPLE_BLOCK - len(block_z)  # non-finite draws of this block
+        zs.append(block_z[: part.stop - part.start])
+    if replaced > MAX_REPLACED_FRACTION * n:
+        raise NonFiniteSamples(f"{vae.prior.label} prior: {replaced} of {n} draws of seed {seed} were non-finite "
+                               f"(more than {MAX_REPLACED_FRACTION:.0%}); generation from it is not meaningful")
+    return torch.cat(zs), replaced
 
 
 @torch.no_grad()
-def generate(vae: VAE, n: int, seed: int, batch_size: int = 500, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """n samples z ~ p(z) and their decoder means as uint8 images. -> (n,d_z), (n,C,H,W)
+def generate(vae: VAE, n: int, seed: int, batch_size: int = 500, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor, int]:
+    """n samples z ~ p(z) and their decoder means as uint8 images, and how many non-finite draws were
+    replaced (``sample_latents``). -> (n,d_z), (n,C,H,W), int
 
     Image k depends on (seed, k) only (``sample_latents``); ``batch_size`` only bounds memory."""
     vae.eval()
-    z = sample_latents(vae, n, seed)
+    z, replaced = sample_latents(vae, n, seed)
     images = [quantise(vae.decode(z[part].to(device))).cpu() for part in batches(n, batch_size)]
-    return z.cpu(), torch.cat(images)
+    return z.cpu(), torch.cat(images), replaced
 
 
 @torch.no_grad()

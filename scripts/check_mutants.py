@@ -61,8 +61,8 @@ MUTANTS = [
      "EXECUTION_KEYS = (\"device\", \"num_threads\")", "EXECUTION_KEYS = (\"num_threads\",)",
      ["tests/test_training.py::test_settings_carrying_execution_flags_are_the_same_run"]),
     ("generated images depend on the batch size", "pipeline/evaluation.py",
-     "    z = sample_latents(vae, n, seed)\n",
-     "    generator = torch.Generator().manual_seed(seed)\n"
+     "    z, replaced = sample_latents(vae, n, seed)\n",
+     "    generator, replaced = torch.Generator().manual_seed(seed), 0\n"
      "    z = torch.cat([vae.prior.sample(p.stop - p.start, generator=generator) for p in batches(n, batch_size)])\n",
      ["tests/test_evaluation.py::test_generated_images_do_not_depend_on_the_batch_size"]),
 ]

@@ -122,9 +122,43 @@ def test_generated_images_do_not_depend_on_the_batch_size():
 
     for method in ("normal", "ladder"):
         vae = _vae(method)
-        z_small, small = generate(vae, 230, seed=4, batch_size=7)
-        z_large, large = generate(vae, 230, seed=4, batch_size=230)
+        z_small, small, _ = generate(vae, 230, seed=4, batch_size=7)
+        z_large, large, _ = generate(vae, 230, seed=4, batch_size=230)
         assert torch.equal(z_small, z_large) and torch.equal(small, large), method
-        z_first, _ = generate(vae, 120, seed=4, batch_size=50)
+        z_first, _, _ = generate(vae, 120, seed=4, batch_size=50)
         assert torch.equal(z_first, z_small[:120])  # image k depends on (seed, k) only
         assert not torch.equal(generate(vae, 10, seed=5)[0], z_small[:10])
+
+
+def _prior_with_infinite_tail(vae, threshold: float):
+    """Make the prior's draws non-finite where their first coordinate exceeds ``threshold``, as a
+    trained Real NVP's inverse overflows on some tail draws."""
+    sample = vae.prior.sample
+
+    def tail_overflows(n, generator=None):
+        z = sample(n, generator=generator)
+        return torch.where(z[:, :1] > threshold, torch.full_like(z, float("inf")), z)
+
+    vae.prior.sample = tail_overflows
+
+
+def test_non_finite_prior_draws_are_replaced_counted_and_keep_the_seed_index_contract():
+    from pipeline.evaluation import NonFiniteSamples, generate
+
+    vae = _vae()
+    _prior_with_infinite_tail(vae, 2.6)  # P(N(0,1) > 2.6) = 0.47 %
+    z, images, replaced = generate(vae, 3000, seed=1, batch_size=64)
+    assert torch.isfinite(z).all() and replaced > 0
+    assert z[:, 0].max() <= 2.6
+    clean = _vae()
+    z_clean, _, none = generate(clean, 3000, seed=1)
+    assert none == 0
+    # a block without an overflowing draw is unchanged; the count is every non-finite draw made
+    same_rows = (z == z_clean).all(1).float().mean()
+    assert 0.5 < same_rows < 1.0
+    z_first, _, _ = generate(vae, 1000, seed=1, batch_size=1000)
+    assert torch.equal(z_first, z[:1000])  # still a function of (seed, k)
+    heavy = _vae()
+    _prior_with_infinite_tail(heavy, 2.0)  # 2.3 % non-finite: over the 1 % limit
+    with pytest.raises(NonFiniteSamples, match="non-finite"):
+        generate(heavy, 3000, seed=1)

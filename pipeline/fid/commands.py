@@ -147,7 +147,7 @@ def cmd_fid_real(args) -> None:
 
 
 def cmd_fid(args) -> None:
-    from pipeline.artefacts import read_samples
+    from pipeline.artefacts import read_record, read_samples
     from pipeline.fid.scores import real_images, scores
 
     options = _options(args, SCORE_KEYS)
@@ -166,7 +166,8 @@ def cmd_fid(args) -> None:
                "kid_reconstruction": rec["kid"], "kid_reconstruction_std": rec["kid_std"],
                "fid_n_generated": len(generated), "fid_n_reconstructed": len(reconstructed), "fid_n_reference": reference["n"],
                "kid_subset_size": options["kid_subset_size"], "kid_subsets": options["kid_subsets"],
-               "d_t": settings.get("prior_options", {}).get("d_t")}
+               "d_t": settings.get("prior_options", {}).get("d_t"),
+               "nonfinite_draws_replaced": read_record(args.samples).get("nonfinite_draws_replaced", 0)}
     _write_run_json(args.out, settings, metrics, protocol,
                     _record(options, args, seed=settings["seed"], run=settings, model=str(args.model)))
 
