@@ -13,8 +13,6 @@ import logging
 import sys
 from pathlib import Path
 
-import torch
-
 from pipeline.commands import add_command, json_arg
 
 log = logging.getLogger("pipeline")
@@ -38,7 +36,7 @@ def _config_block(args, block: str) -> dict:
     return load_config(*args.config)[block]
 
 
-def _device(name: str = "auto") -> torch.device:
+def _device(name: str = "auto") -> "torch.device":
     from pipeline.training import resolve_device
 
     return resolve_device(name)
@@ -92,6 +90,8 @@ def cmd_encode(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
+    import torch
+
     from pipeline.artefacts import load_split, write_run_json
     from pipeline.evaluation import evaluate, log_likelihood_metrics
 
@@ -161,7 +161,10 @@ def cmd_table(args) -> None:
     build_table(args.name, [Path(p) for p in args.inputs], Path(args.out_prefix))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
+    """The CLI's parser. ``extensions=False`` leaves out the commands other modules register
+    (FID, claims, figures): their modules import scipy, pandas and matplotlib at the top, a second
+    of start-up every job would pay (``main`` loads them only for their own commands)."""
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -211,15 +214,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", type=int, default=10)
     p.add_argument("--out", nargs="+", required=True, help="figure paths (.png, .pdf)")
 
-    from pipeline.claims import register_commands as register_claims
-    from pipeline.fid.commands import register_commands as register_fid
-    from pipeline.figures.commands import register_commands as register_figures
-    from pipeline.figures.interpolation import register_commands as register_interpolation
+    if extensions:
+        from pipeline.claims import register_commands as register_claims
+        from pipeline.fid.commands import register_commands as register_fid
+        from pipeline.figures.commands import register_commands as register_figures
+        from pipeline.figures.interpolation import register_commands as register_interpolation
 
-    register_fid(sub)
-    register_claims(sub)
-    register_figures(sub)
-    register_interpolation(sub)
+        register_fid(sub)
+        register_claims(sub)
+        register_figures(sub)
+        register_interpolation(sub)
 
     p = sub.add_parser("check-config", help="validate config files as Snakemake merges them; names the file of a YAML error")
     p.set_defaults(func=cmd_check_config)
@@ -237,7 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    core = build_parser(extensions=False)._subparsers._group_actions[0].choices  # this module's own commands
+    name = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(extensions=name not in core).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     from pipeline.config import ConfigError
