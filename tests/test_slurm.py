@@ -197,3 +197,38 @@ def test_cancelled_training_resumes_and_node_failure_recovers(cluster, tmp_path)
     assert final[training_jobs()[-1]] == "COMPLETED"
     assert all(state == "COMPLETED" for jobid, state in final.items() if jobid not in (first, retry)), final
     assert read_tables(tmp_path)
+
+
+def test_unreadable_job_state_ends_the_run_with_an_error_naming_the_job(cluster, tmp_path):
+    """slurmdbd stops while a training job runs, so sacct fails: after --slurm-strict-state-timeout
+    the job is cancelled and the run ends with an error naming it (the bare plugin waits forever,
+    its outputs unread)."""
+    started = time.time()
+    config = slurm_config(tmp_path, epochs=500)  # runs for minutes: still running when accounting stops
+    target = "results/runs/mnist5k/normal/default/seed0/model.pt"
+    proc = start_profile_run(tmp_path, config, target, "--slurm-strict-state-timeout", "40", "--retries", "0")
+    log = tmp_path / "snakemake.log"
+
+    def training_job():
+        return [slurm_id for _, slurm_id, path in SUBMITTED.findall(log.read_text()) if "rule_train_model" in path]
+
+    job = wait_until("the training job", training_job, 300, proc)[0]
+    wait_until("the training to run", lambda: sh("squeue", "-h", "-j", job, "-o", "%T", check=False).strip() == "RUNNING", 300, proc)
+    sh(CLUSTER, "stop-accounting")
+    try:
+        proc.wait(timeout=400)  # timeout 40 s + status polls; the bare plugin never returns
+    except subprocess.TimeoutExpired:
+        proc.send_signal(2)
+        proc.wait(timeout=60)
+        raise AssertionError("snakemake hung with the job state unreadable:\n" + log.read_text()[-4000:])
+    finally:
+        sh(CLUSTER, "start-accounting")
+    out = log.read_text()
+    print(f"unreadable-state run: {time.time() - started:.0f} s")
+    assert proc.returncode != 0, out[-4000:]
+    message = re.search(rf"SLURM job {job} \(rule train_model \(([^)]*)\)\): its state could not be read \(([^)]*)\)", out)
+    assert message, out[-4000:]
+    assert "method=normal" in message.group(1) and "seed=0" in message.group(1)
+    assert "status query failed" in message.group(2)
+    # cancelled, not left running on the cluster
+    assert sh("squeue", "-h", "-j", job, "-o", "%T", check=False).strip() in ("", "CANCELLED", "COMPLETING")

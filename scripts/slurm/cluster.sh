@@ -8,6 +8,7 @@
 #   scripts/slurm/cluster.sh status      daemons, node state, account
 #   scripts/slurm/cluster.sh stop-node   stop slurmd only (the node "dies"; the test's fault)
 #   scripts/slurm/cluster.sh start-node  start slurmd again
+#   scripts/slurm/cluster.sh stop-accounting / start-accounting   stop / start slurmdbd only (sacct fails)
 #
 # Every step is idempotent: `start` on a running cluster checks each daemon and returns.
 # Settings (environment): SLURM_ACCOUNT (ladder), SLURM_PARTITION (debug), SLURM_CPUS (2),
@@ -188,5 +189,8 @@ case "${1:-}" in
     status) status ;;
     stop-node) stop_pidfile slurmd $SLURMD_PID ;;
     start-node) start_daemon slurmd $SLURMD_PID test -s $SLURMD_PID ;;
-    *) echo "usage: $0 start|stop|status|stop-node|start-node" >&2; exit 2 ;;
+    # Accounting down: sacct fails, as on a site whose slurmdbd is unreachable (tests/test_slurm.py).
+    stop-accounting) stop_pidfile slurmdbd $SLURMDBD_PID ;;
+    start-accounting) start_daemon slurmdbd $SLURMDBD_PID sacctmgr -n show cluster ;;
+    *) echo "usage: $0 start|stop|status|stop-node|start-node|stop-accounting|start-accounting" >&2; exit 2 ;;
 esac
