@@ -143,6 +143,8 @@ def summarise(name: str, runs: pd.DataFrame) -> pd.DataFrame:
                     row["estimate_at_K_over_10"] = group["cross_entropy_tenth"].mean()
             if "protocol_notes" in group and group["protocol_notes"].notna().any():
                 row["protocol_notes"] = group["protocol_notes"].dropna().iloc[0]
+            if "nonfinite_draws_replaced" in group and group["nonfinite_draws_replaced"].fillna(0).sum() > 0:
+                row["nonfinite_draws_replaced"] = int(group["nonfinite_draws_replaced"].fillna(0).sum())
             for note in spec.notes:
                 if note in group:
                     row[note] = " ".join(str(int(v)) for v in sorted(set(group[note].dropna())))
@@ -203,6 +205,10 @@ def to_markdown(name: str, summary: pd.DataFrame) -> str:
     elif counts:
         lines.append("Images per FID (all cells): " + "; ".join(counts) + ". Compare FIDs only at equal counts; below 2,048 images "
                      "FID is biased upwards by a generator-dependent amount and can reorder close priors, KID is unbiased (README, FID).")
+    if "nonfinite_draws_replaced" in summary and summary["nonfinite_draws_replaced"].notna().any():
+        replaced = summary.dropna(subset=["nonfinite_draws_replaced"]).drop_duplicates(["dataset", "method"])
+        lines.append("Non-finite prior draws replaced by further draws before decoding (README, 'Generation'), over all seeds: "
+                     + "; ".join(f"{r.dataset}/{r.method}: {int(r.nonfinite_draws_replaced)}" for r in replaced.itertuples()) + ".")
     notes = summary["protocol_notes"].dropna().unique() if "protocol_notes" in summary else []
     lines += [f"Footing: {note}" for note in notes]
     return "\n".join(lines) + "\n"

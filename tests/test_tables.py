@@ -80,3 +80,14 @@ def test_importance_sampled_cells_say_so(tmp_path):
     assert "-10.0 †" in md and "-9.0 †" not in md
     assert "mnist5k/ladder: IS K=1000, K/10 gives -10.40" in md and "lower-biased" in md
     assert summary.set_index("method").loc["ladder", "estimator"] == "IS K=1000"
+
+
+def test_fid_tables_say_where_non_finite_prior_draws_were_replaced(tmp_path):
+    inputs = [write_run(tmp_path / f"{m}{s}.json", "fashion_mnist", m, s, fid_generation=20.0, fid_reconstruction=10.0, fid_difference=10.0,
+                        fid_n_generated=50, fid_n_reference=100, nonfinite_draws_replaced=3 if m == "realnvp" else 0)
+              for m in ("normal", "realnvp") for s in (0, 1)]
+    build_table("table_sm1", inputs, tmp_path / "sm1")
+    md = (tmp_path / "sm1.md").read_text()
+    assert "fashion_mnist/realnvp: 6" in md and "fashion_mnist/normal" not in md.split("Non-finite")[1]
+    build_table("table_sm1", [p for p in inputs if "normal" in p.name], tmp_path / "clean")
+    assert "Non-finite" not in (tmp_path / "clean.md").read_text()
