@@ -88,7 +88,9 @@ def partial_outputs(run_dir: Path, out: Path) -> list[str]:
         subprocess.run([sys.executable, "-m", "pipeline", "table", "--name", name, "--inputs", *inputs, "--out-prefix", str(prefix)], check=True)
         written += [str(p.relative_to(out)) for p in sorted(prefix.parent.glob(f"{name}.*"))]
     if not (results / "claims.csv").exists() and metrics:
-        subprocess.run([sys.executable, "-m", "pipeline", "claims", "--metrics", *metrics, "--fid", *(fids + reals), "--slp", "--alignment",
+        slp = sorted(map(str, results.glob("figures/tables/slp_*.csv")))  # the DAG's figure tables (C7, C8), where made
+        alignment = [str(p) for p in sorted(results.glob("figures/tables/fig4_*.csv")) if not p.name.endswith("_summary.csv")]
+        subprocess.run([sys.executable, "-m", "pipeline", "claims", "--metrics", *metrics, "--fid", *(fids + reals), "--slp", *slp, "--alignment", *alignment,
                         "--datasets", *sorted({Path(m).parts[-5] for m in metrics}), "--out-prefix", str(out / "claims_partial")], check=True)
         written += [p.name for p in sorted(out.glob("claims_partial.*"))]
     return written

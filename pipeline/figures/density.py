@@ -14,7 +14,7 @@ from typing import Sequence
 
 import torch
 
-from pipeline.figures.style import DENSITY_CMAP, PANEL_WIDTH, method_label, plt, save_figure, style, write_table
+from pipeline.figures.style import DENSITY_CMAP, PANEL_WIDTH, dataset_title, method_label, plt, save_figure, style, write_table
 from pipeline.posthoc import (Grid2D, PosthocOptions, aggregate_posterior_log_prob, fit_priors_posthoc, grid_divergences,
                               grid_log_prob, monte_carlo_divergences, posterior_grid)
 
@@ -118,7 +118,7 @@ def figure2(model_path: str | Path, encodings_path: str | Path, methods: dict[st
             row.update(monte_carlo_divergences(prior, mean, std, mc_points, is_samples, seed=posthoc.seed))
         row.update(dataset=settings["dataset"], seed=settings["seed"], n_images=len(mean), grid_cells=len(log_q),
                    is_samples=is_samples if row["method"] in priors and not priors[row["method"]].exact else None)
-    title = (f"{settings['dataset']}: aggregate posterior of a normal-prior VAE (d_z = 2, seed {settings['seed']}) "
+    title = (f"{dataset_title(settings['dataset'])}: aggregate posterior of a normal-prior VAE (d_z = 2, seed {settings['seed']}) "
              f"and priors fitted to {len(mean):,} encodings")
     plot_density_panels(grid, log_q, log_ps, rows, title, paths, dynamic_range)
     write_table(table_path, rows, TABLE_COLUMNS, inputs=[model_path, encodings_path],

@@ -22,10 +22,9 @@ import numpy as np
 import torch
 
 from pipeline.commands import json_arg
-from pipeline.figures.style import DENSITY_CMAP, hide_ticks, method_label, plt, save_figure, style, write_table
+from pipeline.figures.style import DENSITY_CMAP, dataset_title, hide_ticks, method_label, plt, save_figure, style, write_table
 from pipeline.interpolation import SLP_DEFAULTS, TABLE_COLUMNS, choose_pairs, interpolate_images, latent_space, pair_table, stats_rows
 
-DATASET_TITLES = {"mnist": "MNIST", "mnist5k": "MNIST (5k subset)", "fashion_mnist": "Fashion-MNIST", "celeba": "CelebA"}
 DENSITY_RANGE = 14.0  # nats of log density shown below the grid's maximum (the original's -14..0)
 PAIR_COLOURS = ["tab:red", "tab:orange", "white", "tab:pink", "tab:cyan"]
 GAP = 2  # pixels of white between images in a strip
@@ -35,10 +34,6 @@ HISTORY_TERMS = [("objective", "Eq. 9 objective"), ("length", "path length"), ("
 # Options a figure or table reads from config's ``interpolation`` block, beyond SLP_DEFAULTS.
 FIGURE_DEFAULTS = {"pair_seed": 0, "n_pairs": 200, "figure_pairs": 3, "figure6_pairs": 2, "test_images": 2000,
                    "grid_size": 200}
-
-
-def dataset_title(dataset: str) -> str:
-    return DATASET_TITLES.get(dataset, dataset)
 
 
 # -- drawing on arrays --------------------------------------------------------------------------

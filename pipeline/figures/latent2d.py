@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from pipeline.figures.style import CLASS_CMAP, COMPONENT_COLOUR, PANEL_WIDTH, method_label, plt, save_figure, style, write_table
+from pipeline.figures.style import CLASS_CMAP, COMPONENT_COLOUR, PANEL_WIDTH, dataset_title, method_label, plt, save_figure, style, write_table
 
 ACTIVE_WEIGHT = 1e-2  # a component is drawn when its weight exceeds this (as prior_fit.jsonl's n_active)
 TABLE_COLUMNS = ("dataset", "method", "seed", "ari", "nmi", "space", "n_points", "n_active")
@@ -208,7 +208,7 @@ def figure4(models: Sequence[str | Path], encodings: Sequence[str | Path], paths
     shown = {}
     for p in sorted(panels, key=lambda p: p.seed):
         shown.setdefault(p.method, p)
-    title = f"{datasets[0]}: 2-D latent spaces of jointly trained mixture priors, {len(panels[0].points):,} training images coloured by class"
+    title = f"{dataset_title(datasets[0])}: 2-D latent spaces of jointly trained mixture priors, {len(panels[0].points):,} training images coloured by class"
     plot_latent_panels(list(shown.values()), title, paths, summary)
     config = {"figure": "fig4", "max_points": max_points, "active_weight": ACTIVE_WEIGHT}
     inputs = [*map(str, models), *map(str, encodings)]

@@ -14,7 +14,7 @@ from typing import Sequence
 import torch
 
 from pipeline.figures.samples import show_images
-from pipeline.figures.style import method_label, plt, save_figure, style, write_table
+from pipeline.figures.style import dataset_title, method_label, plt, save_figure, style, write_table
 
 POOL = 2000  # test images the shown ones are drawn from
 TABLE_COLUMNS = ("dataset", "method", "seed", "n_shown", "rec_mae_shown")
@@ -90,7 +90,7 @@ def figure3(data_path: str | Path, models: Sequence[str | Path], samples: Sequen
     dataset = next(iter(meta.values()))["dataset"]
     seeds = sorted({s["seed"] for s in meta.values()})
     rows = [{"dataset": dataset, "seed": meta[r["method"]]["seed"], **r} for r in reconstruction_rows(real, recs)]
-    plot_reconstructions(real, recs, gens, f"{dataset}: test images, reconstructions and generations (seed {', '.join(map(str, seeds))})", paths)
+    plot_reconstructions(real, recs, gens, f"{dataset_title(dataset)}: test images, reconstructions and generations (seed {', '.join(map(str, seeds))})", paths)
     write_table(table_path, rows, TABLE_COLUMNS, inputs=[str(data_path), *map(str, models), *map(str, samples)],
                 config={"figure": "fig3", "n_images": n_images})
     return rows

@@ -113,3 +113,11 @@ def _cell(value):
 def hide_ticks(ax) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+DATASET_TITLES = {"mnist": "MNIST", "mnist5k": "MNIST (5k subset)", "fashion_mnist": "Fashion-MNIST", "celeba": "CelebA"}
+
+
+def dataset_title(dataset: str) -> str:
+    """A dataset's name in figure titles (its config key where unknown)."""
+    return DATASET_TITLES.get(dataset, dataset)
