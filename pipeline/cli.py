@@ -214,6 +214,7 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--rows", type=int, default=10)
     p.add_argument("--out", nargs="+", required=True, help="figure paths (.png, .pdf)")
 
+    parser.set_defaults(core_commands=frozenset(sub.choices))  # registered so far: this module's own
     if extensions:
         from pipeline.claims import register_commands as register_claims
         from pipeline.fid.commands import register_commands as register_fid
@@ -242,9 +243,11 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    core = build_parser(extensions=False)._subparsers._group_actions[0].choices  # this module's own commands
+    parser = build_parser(extensions=False)
     name = next((a for a in argv if not a.startswith("-")), None)
-    args = build_parser(extensions=name not in core).parse_args(argv)
+    if name not in parser.get_default("core_commands"):
+        parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     from pipeline.config import ConfigError

@@ -167,18 +167,16 @@ def sample_latents(vae: VAE, n: int, seed: int) -> tuple[torch.Tensor, int]:
     zs, replaced = [], 0
     for block, part in enumerate(batches(n, SAMPLE_BLOCK)):
         generator = torch.Generator().manual_seed(sample_seed(seed, block))
-        kept, have = [], 0
+        kept = []
         for _ in range(MAX_REDRAWS):
             z = vae.prior.sample(SAMPLE_BLOCK, generator=generator)  # (SAMPLE_BLOCK, d_z)
-            finite = torch.isfinite(z).all(-1)
-            kept.append(z[finite])
-            have += int(finite.sum())
-            if have >= SAMPLE_BLOCK:
+            kept.append(z[torch.isfinite(z).all(-1)])
+            if sum(map(len, kept)) >= SAMPLE_BLOCK:
                 break
-        if have < SAMPLE_BLOCK:
+        block_z = torch.cat(kept)
+        if len(block_z) < SAMPLE_BLOCK:
             raise NonFiniteSamples(f"{vae.prior.label} prior: block {block} of seed {seed} drew fewer than {SAMPLE_BLOCK} finite z "
                                    f"in {MAX_REDRAWS} rounds; the prior's sampler is broken, not its tails")
-        block_z = torch.cat(kept)
         replaced += len(kept) * SAMPLE_BLOCK - len(block_z)  # non-finite draws of this block
         zs.append(block_z[: part.stop - part.start])
     if replaced > MAX_REPLACED_FRACTION * n:

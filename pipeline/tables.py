@@ -143,8 +143,9 @@ def summarise(name: str, runs: pd.DataFrame) -> pd.DataFrame:
                     row["estimate_at_K_over_10"] = group["cross_entropy_tenth"].mean()
             if "protocol_notes" in group and group["protocol_notes"].notna().any():
                 row["protocol_notes"] = group["protocol_notes"].dropna().iloc[0]
-            if "nonfinite_draws_replaced" in group and group["nonfinite_draws_replaced"].fillna(0).sum() > 0:
-                row["nonfinite_draws_replaced"] = int(group["nonfinite_draws_replaced"].fillna(0).sum())
+            replaced = int(group["nonfinite_draws_replaced"].fillna(0).sum()) if "nonfinite_draws_replaced" in group else 0
+            if replaced:
+                row["nonfinite_draws_replaced"] = replaced
             for note in spec.notes:
                 if note in group:
                     row[note] = " ".join(str(int(v)) for v in sorted(set(group[note].dropna())))

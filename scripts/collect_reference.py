@@ -9,7 +9,7 @@ and benchmark timings. Never checkpoints, models or HDF5 (size). STATUS.md says 
 outputs exist, so a partial reference says what it holds.
 
 A table or the claims the DAG has not made yet (its inputs are incomplete) is computed by the same
-commands the rules run, over the per-run files that exist, into ``tables_partial/`` and
+functions the rules' commands call (``build_table``, ``write_claims``), over the per-run files that exist, into ``tables_partial/`` and
 ``claims_partial.*``; STATUS.md lists them so no reader mistakes them for the complete ones.
 """
 
@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,11 +63,14 @@ def partial_outputs(run_dir: Path, out: Path) -> list[str]:
     own commands; default column sets). -> the files written, relative to ``out``"""
     import yaml
 
+    from pipeline.claims import write_claims
+    from pipeline.tables import build_table
+
     results = run_dir / "results"
     order = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["run"]["methods"]  # the tables' column order
+    rank = {m: i for i, m in enumerate(order)}
 
     def by_method(paths):  # results/runs/{dataset}/{method}/{variant}/seed{seed}/file
-        rank = {m: i for i, m in enumerate(order)}
         return [str(p) for p in sorted(paths, key=lambda p: (p.parts[-5], rank.get(p.parts[-4], len(rank)), p.parts[-4], p.parts[-3], p.parts[-2]))]
 
     metrics = by_method(results.glob("runs/*/*/default/seed*/metrics.json"))
@@ -85,13 +86,12 @@ def partial_outputs(run_dir: Path, out: Path) -> list[str]:
             continue
         prefix = out / "tables_partial" / name
         prefix.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pipeline", "table", "--name", name, "--inputs", *inputs, "--out-prefix", str(prefix)], check=True)
+        build_table(name, [Path(p) for p in inputs], prefix)
         written += [str(p.relative_to(out)) for p in sorted(prefix.parent.glob(f"{name}.*"))]
     if not (results / "claims.csv").exists() and metrics:
         slp = sorted(map(str, results.glob("figures/tables/slp_*.csv")))  # the DAG's figure tables (C7, C8), where made
         alignment = [str(p) for p in sorted(results.glob("figures/tables/fig4_*.csv")) if not p.name.endswith("_summary.csv")]
-        subprocess.run([sys.executable, "-m", "pipeline", "claims", "--metrics", *metrics, "--fid", *(fids + reals), "--slp", *slp, "--alignment", *alignment,
-                        "--datasets", *sorted({Path(m).parts[-5] for m in metrics}), "--out-prefix", str(out / "claims_partial")], check=True)
+        write_claims(metrics, fids + reals, slp, alignment, str(out / "claims_partial"), datasets=sorted({Path(m).parts[-5] for m in metrics}))
         written += [p.name for p in sorted(out.glob("claims_partial.*"))]
     return written
 
