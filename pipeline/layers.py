@@ -45,10 +45,13 @@ def output_activation(name: str) -> nn.Module:
     quantised for display and FID. 'sigmoid' is supplement E.1's. Measured here (mnist5k,
     Adam 5e-4, batch 128): with sigmoid the L1 loss drives every logit to -inf (the all-black
     median image), the output saturates at 0.0 and stays there after 300 steps; the linear
-    head leaves that plateau (MAE 0.132 -> 0.114 by step 300) and keeps learning.
+    head leaves that plateau (MAE 0.132 -> 0.114 by step 300) and keeps learning. 'relu' is
+    the original TensorFlow code's (codes/models.py): non-negative, unbounded above.
     """
     if name == "linear":
         return nn.Identity()
     if name == "sigmoid":
         return nn.Sigmoid()
-    raise ValueError(f"decoder_output must be 'linear' or 'sigmoid', got {name!r}")
+    if name == "relu":
+        return nn.ReLU()
+    raise ValueError(f"decoder_output must be 'linear', 'sigmoid' or 'relu', got {name!r}")

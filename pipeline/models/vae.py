@@ -16,10 +16,11 @@ import torch
 from torch import nn
 
 from pipeline.models.celeba import CelebaDecoder, CelebaEncoder
-from pipeline.models.mnist import MnistDecoder, MnistEncoder
+from pipeline.models.mnist import MnistCodeDecoder, MnistCodeEncoder, MnistDecoder, MnistEncoder
 from pipeline.priors import Prior, build_prior
 
-ARCHITECTURES = {"mnist": (MnistEncoder, MnistDecoder), "celeba": (CelebaEncoder, CelebaDecoder)}
+ARCHITECTURES = {"mnist": (MnistEncoder, MnistDecoder), "mnist_code": (MnistCodeEncoder, MnistCodeDecoder),
+                 "celeba": (CelebaEncoder, CelebaDecoder)}
 LOG_2PI = math.log(2 * math.pi)
 MIN_SCALE = 1e-3  # keeps sigma (and 1/sigma) finite on a perfect reconstruction
 
