@@ -9,7 +9,8 @@ At each epoch end the prior refits what it fits between epochs (EM GMM, DP mixtu
 from posterior samples of the training set.
 
 Optimiser details from the original code (NOTES section 2): Adam beta2 = 0.95, element-wise
-gradient clipping, autoencoder lr x0.99 per epoch, prior lr x1.01 per epoch.
+gradient clipping (``grad_clip_value``; off at paper scale, see README "Reconstruction gap"),
+autoencoder lr x0.99 per epoch, prior lr x1.01 per epoch.
 
 A checkpoint (plain dict, RNG states included) is written atomically after every epoch; a
 rerun resumes from it and ends with the same weights as an uninterrupted run. A run is identified

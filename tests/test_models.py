@@ -8,8 +8,8 @@ from torch.distributions import Laplace, Normal, kl_divergence
 
 from pipeline.models.celeba import CelebaDecoder, CelebaEncoder
 from pipeline.layers import symmetric_pad
-from pipeline.models.mnist import MnistDecoder, MnistEncoder
-from pipeline.models.vae import VAE, gaussian_entropy, laplace_log_likelihood
+from pipeline.models.mnist import MnistCodeDecoder, MnistCodeEncoder, MnistDecoder, MnistEncoder
+from pipeline.models.vae import VAE, build_vae, gaussian_entropy, laplace_log_likelihood
 from pipeline.priors import build_prior
 from pipeline.priors.base import standard_normal_log_prob
 
@@ -55,7 +55,8 @@ def test_symmetric_pad_mirrors_including_the_edge():
     assert padded[0, 0, 2].tolist() == [1.0, 0.0, 0.0, 1.0, 2.0, 2.0, 1.0]
 
 
-@pytest.mark.parametrize("enc_cls,dec_cls,shape,d_z", [(MnistEncoder, MnistDecoder, (1, 28, 28), 16), (CelebaEncoder, CelebaDecoder, (3, 128, 128), 8)])
+@pytest.mark.parametrize("enc_cls,dec_cls,shape,d_z", [(MnistEncoder, MnistDecoder, (1, 28, 28), 16), (MnistCodeEncoder, MnistCodeDecoder, (1, 28, 28), 16),
+                                                      (CelebaEncoder, CelebaDecoder, (3, 128, 128), 8)])
 def test_architecture_shapes_and_output_range(enc_cls, dec_cls, shape, d_z):
     encoder, decoder = enc_cls(d_z), dec_cls(d_z)
     mean, std = encoder(torch.rand(2, *shape))
@@ -65,6 +66,22 @@ def test_architecture_shapes_and_output_range(enc_cls, dec_cls, shape, d_z):
     assert out.shape == (2, *shape)
     assert torch.isfinite(out).all()
     assert encoder.input_shape == shape
+
+
+def _conv_widths(module: torch.nn.Module) -> list[int]:
+    return [m.out_channels for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
+
+
+def test_mnist_code_is_the_original_codes_fashion_network_with_relu_output():
+    """architecture 'mnist_code' (codes/models.py, MNISTModel_fashion, 256 hidden units), selectable by config."""
+    settings = {"architecture": "mnist_code", "d_z": 16, "prior": "normal", "decoder_output": "relu"}
+    vae = build_vae(settings)
+    assert _conv_widths(vae.encoder) == [64, 64, 128, 128] and vae.encoder.mean.in_features == 256
+    assert _conv_widths(vae.decoder) == [256, 256, 256, 256, 1] and vae.decoder.fc[0].out_features == 256
+    slopes = {m.negative_slope for m in vae.modules() if isinstance(m, torch.nn.LeakyReLU)}
+    assert slopes == {0.2}  # TF's leaky_relu default
+    assert (vae.decode(torch.randn(64, 16) * 10) >= 0).all()  # the original code's ReLU output
+    assert _conv_widths(build_vae({**settings, "architecture": "mnist"}).decoder) == [256, 64, 16, 1]  # supplement E.1
 
 
 def test_vae_terms_add_up():
