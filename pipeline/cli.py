@@ -259,4 +259,24 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError, TrainingDiverged, ValueError) as err:
         log.error("%s", err)
         return 2
+    finally:
+        if not sys.stderr.isatty():  # a rule's log (or a test); not a person at a terminal
+            log.info("%s", job_resources())
     return 0
+
+
+JOB_RESOURCES = "pipeline-job cpu_s="
+
+
+def job_resources() -> str:
+    """This process's CPU seconds since it started (interpreter start-up and imports included) and peak memory.
+
+    The line lands in the rule's log; scripts/budget.py sums it per rule. Snakemake's benchmark files
+    sample CPU time every 30 s after a job's first 30 s, so they miss part of a longer job's CPU.
+    """
+    import os
+    import resource
+
+    t = os.times()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return f"{JOB_RESOURCES}{t.user + t.system + t.children_user + t.children_system:.2f} max_rss_mb={peak_mb:.0f}"

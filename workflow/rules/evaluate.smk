@@ -73,6 +73,8 @@ rule sample_grid:
         rows=config["sampling"]["grid_rows"],
     log:
         "results/logs/sample_grid/{dataset}/{method}/{variant}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/sample_grid/{dataset}/{method}/{variant}/seed{seed}.tsv"
     conda:
         "../../environment.yml"
     shell:

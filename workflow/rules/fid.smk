@@ -20,6 +20,8 @@ rule prepare_fid_weights:
         config["fid"]["converted_path"],
     log:
         "results/logs/fid/prepare_fid_weights.log",
+    benchmark:
+        "results/benchmarks/fid/prepare_fid_weights.tsv"
     conda:
         "../../environment.yml"
     shell:

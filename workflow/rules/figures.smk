@@ -182,6 +182,8 @@ rule slp_table:
         report(CLAIMS_SLP_TABLE, caption="../report/fig5.rst", category="Figures", subcategory="Figure 5: shortest likely path"),
     log:
         "results/logs/slp/{dataset}.log",
+    benchmark:
+        "results/benchmarks/slp/{dataset}.tsv"
     conda:
         "../../environment.yml"
     shell:

@@ -33,6 +33,8 @@ rule claims_html:
         report("results/claims.html", caption="../report/claims.rst", category="Claims", labels={"claims": "C1-C8 verdicts"}),
     log:
         "results/logs/claims_html.log",
+    benchmark:
+        "results/benchmarks/claims_html.tsv"
     conda:
         "../../environment.yml"
     shell:
