@@ -85,11 +85,9 @@ def train(variant: str, args, config: dict) -> None:
                        check=True, stdout=log, stderr=subprocess.STDOUT)
 
 
-def measure(variant: str, args) -> dict:
+def measure(variant: str, args, images: torch.Tensor, device: torch.device) -> dict:
     method, _, what = VARIANTS[variant]
-    device = resolve_device(args.device)
     vae, settings = load_model(args.out / variant / "model.pt", device)
-    images, _ = load_split(args.data, "test")
     metrics = evaluate(vae, images, mc_samples=1, is_samples=100, batch_size=500, device=device, seed=args.seed, progress=False)
     with open(args.out / variant / "stats.csv") as handle:
         epochs = list(csv.DictReader(handle))
@@ -138,7 +136,9 @@ def main() -> None:
     with ThreadPoolExecutor(args.jobs) as pool:
         list(pool.map(lambda v: train(v, args, config), args.variants))
     torch.set_num_threads(max(1, args.threads))
-    rows = [measure(v, args) for v in args.variants]
+    images, _ = load_split(args.data, "test")
+    device = resolve_device(args.device)
+    rows = [measure(v, args, images, device) for v in args.variants]
     print(write_tables(rows, args.out, f"Seed {args.seed}, {args.dataset}, config {' + '.join(map(str, args.config))}", args.dataset))
 
 

@@ -22,7 +22,9 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-SELF_REPORTED = re.compile(r"pipeline-job cpu_s=([0-9.]+)")
+from pipeline.cli import JOB_RESOURCES
+
+SELF_REPORTED = re.compile(re.escape(JOB_RESOURCES) + r"([0-9.]+)")
 
 
 def rule_of(key: Path) -> str:
