@@ -192,6 +192,13 @@ def to_markdown(name: str, summary: pd.DataFrame) -> str:
                   "|---|---|" + "---|" * len(frame.columns)]
         lines += [f"| {d} | {s} | " + " | ".join(row) + " |" for (d, s), row in zip(frame.index, frame.values)]
         lines.append("")
+    return "\n".join(lines + table_notes(name, summary)) + "\n"
+
+
+def table_notes(name: str, summary: pd.DataFrame) -> list[str]:
+    """The notes under a table's grids, one plain-text line each (estimators, seeds per cell, image
+    counts, replaced draws, FID footing): what the Markdown and the report's HTML page print."""
+    lines = []
     if "estimator" in summary and summary["estimator"].notna().any():
         marked = summary[summary["estimator"].notna()]
         detail = "; ".join(f"{r.dataset}/{r.method}: {r.estimator}, K/10 gives {r.estimate_at_K_over_10:.2f}" for r in marked.itertuples()
@@ -212,7 +219,7 @@ def to_markdown(name: str, summary: pd.DataFrame) -> str:
                      + "; ".join(f"{r.dataset}/{r.method}: {int(r.nonfinite_draws_replaced)}" for r in replaced.itertuples()) + ".")
     notes = summary["protocol_notes"].dropna().unique() if "protocol_notes" in summary else []
     lines += [f"Footing: {note}" for note in notes]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def to_latex(name: str, summary: pd.DataFrame) -> str:
