@@ -28,11 +28,12 @@ fashion-mnist: /usr/share/datasets/fashion-mnist
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq dataset-fashion-mnist
 
 quick: setup
-	$(VENV)/bin/snakemake --cores $(CORES) all
+	$(PY) -m pipeline check-config config/quick.yaml
+	$(VENV)/bin/snakemake --cores $(CORES) all --configfile config/quick.yaml
 
 paper: setup fashion-mnist
-	$(PY) -m pipeline check-config config/config.yaml
-	$(VENV)/bin/snakemake all --cores $(CORES) --configfile config/config.yaml
+	$(PY) -m pipeline check-config
+	$(VENV)/bin/snakemake all --cores $(CORES)
 
 test: setup
 	$(PY) -m pytest

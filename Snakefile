@@ -1,9 +1,10 @@
 # LaDDer reproduction: the table of contents of the workflow.
 #
-#   snakemake --cores 2 all_tables                                  # quick profile (embedded default)
-#   snakemake all_tables --cores 8 --configfile config/config.yaml  # paper scale
-#   snakemake all_tables --profile profiles/slurm --configfile config/config.yaml
-# Name targets before --configfile: it takes several files and would swallow them.
+#   snakemake --cores 8 all_tables                                  # the paper (config/config.yaml)
+#   snakemake --cores 2 all --configfile config/quick.yaml          # quick profile (make quick)
+#   snakemake all_tables --profile profiles/slurm                   # the paper on SLURM
+# Files given with --configfile are overlays merged over config/config.yaml. Name targets before
+# --configfile: it takes several files and would swallow them.
 #
 # Stages, one file each under workflow/rules/: data -> train -> evaluate/encode/sample -> tables.
 import os
@@ -18,7 +19,7 @@ envvars:
     "PATH",
 
 
-configfile: os.path.join(workflow.basedir, "config", "quick.yaml")
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 report: "workflow/report/workflow.rst"

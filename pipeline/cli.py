@@ -133,12 +133,12 @@ def cmd_sample_grid(args) -> None:
 
 
 def cmd_check_config(args) -> None:
-    """Load, merge and validate config files as Snakemake would (quick.yaml first), naming the
+    """Load, merge and validate config files as Snakemake would (config.yaml first), naming the
     file of a YAML error with its line and column: Snakemake reads --configfile before any code of
     ours runs, and its own message for broken YAML names no file."""
     from pipeline.config import DEFAULT_CONFIG, load_config
 
-    config = load_config(DEFAULT_CONFIG, *args.files)
+    config = load_config(*args.files)
     print(f"ok: {' + '.join(map(str, [DEFAULT_CONFIG, *args.files]))}: {len(config['run']['datasets'])} dataset(s), "
           f"{len(config['run']['methods'])} method(s), {len(config['run']['seeds'])} seed(s)")
 

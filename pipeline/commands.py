@@ -27,5 +27,5 @@ def add_command(subparsers, name: str, func, help_text: str, config: bool = True
     parser = subparsers.add_parser(name, help=help_text, description=help_text)
     parser.set_defaults(func=func)
     if config:
-        parser.add_argument("--config", nargs="+", default=[], metavar="YAML", help="config files (default config/quick.yaml) when no JSON is given")
+        parser.add_argument("--config", nargs="+", default=[], metavar="YAML", help="overlays merged over config/config.yaml when no JSON is given")
     return parser

@@ -17,7 +17,9 @@ import yaml
 from pipeline.provenance import REPO_ROOT
 
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
-DEFAULT_CONFIG = REPO_ROOT / "config" / "quick.yaml"
+# The one full config (the paper's values); every other file in config/ is an overlay merged over it,
+# as Snakemake merges --configfile over the Snakefile's embedded config.yaml.
+DEFAULT_CONFIG = REPO_ROOT / "config" / "config.yaml"
 # A run's variant changes one setting of its method (LaDDer supplement Table 2's d_t ablation, the
 # 2-D latent models of Figures 2, 4 and 5); "default" is the headline run. It is a path component
 # of its own (results/runs/{dataset}/{method}/{variant}/seed{seed}), so method names are free.
@@ -149,8 +151,24 @@ def ablation_variants(config: dict, dataset: str) -> list[str]:
 
 
 def load_config(*paths: str | Path, overrides: dict | None = None) -> dict:
-    """Merge YAML files left to right (later keys win, recursively), then validate."""
-    paths = paths or (DEFAULT_CONFIG,)
+    """config/config.yaml, then each overlay in ``paths`` merged over it left to right (later keys
+    win, recursively), then ``overrides``; validated. Snakemake does the same with --configfile."""
+    paths = _with_base(paths)
+    merged = merged_config(*paths)
+    if overrides:
+        merged = deep_merge(merged, overrides)
+    return validate_config(merged, source=" + ".join(map(str, paths)))
+
+
+def _with_base(paths) -> tuple[Path, ...]:
+    paths = tuple(Path(p) for p in paths)
+    if not paths or paths[0].resolve() != DEFAULT_CONFIG.resolve():
+        paths = (DEFAULT_CONFIG, *paths)
+    return paths
+
+
+def merged_config(*paths: str | Path) -> dict:
+    """The YAML files merged left to right, not validated (give config/config.yaml first)."""
     merged: dict = {}
     for path in paths:
         path = Path(path)
@@ -161,9 +179,7 @@ def load_config(*paths: str | Path, overrides: dict | None = None) -> dict:
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML: {err}") from err
         merged = deep_merge(merged, data)
-    if overrides:
-        merged = deep_merge(merged, overrides)
-    return validate_config(merged, source=" + ".join(map(str, paths)))
+    return merged
 
 
 def deep_merge(base: dict, update: dict) -> dict:
@@ -248,3 +264,28 @@ def data_options(config: dict, dataset: str) -> dict:
 def evaluation_options(config: dict, dataset: str) -> dict:
     """What a metrics file depends on beyond the model: the evaluation block and the test subset."""
     return {**config["evaluation"], "test_limit": config["datasets"][dataset].get("test_limit")}
+
+
+# Training images per second on the project's 2-core CPU with the normal prior at batch 256
+# (NOTES section 7: ~52 s per 60,000-image epoch); the CelebA network costs ~470x the FLOPs per
+# image (44 GFLOP against 0.093). Other priors are slower: the estimate is a lower bound.
+CPU_IMAGES_PER_SECOND = {"mnist": 1150.0, "mnist_code": 1150.0, "celeba": 1150.0 * 0.093 / 44}
+
+
+def training_images(config: dict, dataset: str) -> int:
+    """Training images per epoch of one run (train_limit applied); the split sizes follow the data keys."""
+    ds, data = config["datasets"][dataset], config["data"]
+    full = {"mnist": 60_000, "fashion_mnist": 60_000, "mnist5k": 5_000 - data["mnist5k_test_size"],
+            "celeba": 202_599 - data["celeba"]["test_size"]}.get(dataset, 60_000)
+    return min(full, ds["train_limit"] or full)
+
+
+def cpu_training_hours(config: dict) -> float:
+    """A lower bound on the CPU-hours the headline and ablation runs need to train."""
+    seconds = 0.0
+    for dataset in config["run"]["datasets"]:
+        ds = config["datasets"][dataset]
+        n_runs = len(config["run"]["methods"]) + max(0, len(ablation_variants(config, dataset)) - 1)
+        images = n_runs * len(config["run"]["seeds"]) * ds["epochs"] * training_images(config, dataset)
+        seconds += images / CPU_IMAGES_PER_SECOND.get(ds["architecture"], CPU_IMAGES_PER_SECOND["mnist"])
+    return seconds / 3600

@@ -4,8 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import load_config, run_settings
+from pipeline.config import DEFAULT_CONFIG, load_config, merged_config, run_settings
 from pipeline.data.store import write_arrays
+from pipeline.provenance import REPO_ROOT
+
+
+def quick_config() -> dict:
+    """The quick profile merged over config/config.yaml, as a plain (unvalidated) dict to edit."""
+    return merged_config(DEFAULT_CONFIG, REPO_ROOT / "config" / "quick.yaml")
 
 
 def make_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

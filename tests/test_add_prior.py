@@ -16,7 +16,7 @@ from pipeline.priors.base import randn
 from pipeline.provenance import REPO_ROOT
 from pipeline.tables import column_label
 from pipeline.training import load_model, train
-from tests.conftest import make_digits
+from tests.conftest import make_digits, quick_config
 
 
 class ShiftedNormal(Prior):
@@ -46,7 +46,7 @@ def toy_prior():
 
 
 def _config(options):
-    config = yaml.safe_load((REPO_ROOT / "config" / "quick.yaml").read_text())
+    config = quick_config()
     config["methods"]["my_toy"] = {"prior": "toy_shifted", "options": options}
     config["run"]["methods"] = ["normal", "my_toy"]
     return config

@@ -7,6 +7,7 @@ import yaml
 
 from pipeline.config import ConfigError, deep_merge, load_config, load_schema, run_settings, validate_config
 from pipeline.provenance import REPO_ROOT
+from tests.conftest import quick_config
 
 QUICK, PAPER, REFERENCE, REFERENCE_GPU = (REPO_ROOT / "config" / name for name in ("quick.yaml", "config.yaml", "reference.yaml", "reference_gpu.yaml"))
 
@@ -23,12 +24,19 @@ def test_shipped_configs_validate(path):
     assert config["run"]["seeds"]
 
 
-def test_quick_and_paper_configs_have_the_same_keys():
-    # Snakemake merges --configfile over the embedded quick.yaml key by key: a key present only
-    # in quick.yaml would leak into paper-scale runs.
-    assert key_tree(yaml.safe_load(QUICK.read_text())) == key_tree(yaml.safe_load(PAPER.read_text()))
-    for other in (REFERENCE, REFERENCE_GPU):
-        assert key_tree(yaml.safe_load(other.read_text())) == key_tree(yaml.safe_load(PAPER.read_text())), other.name
+@pytest.mark.parametrize("overlay", [QUICK, REFERENCE, REFERENCE_GPU, REPO_ROOT / "config" / "cpu.yaml"])
+def test_profiles_are_overlays_of_keys_the_full_config_has(overlay):
+    # config.yaml is the one full config; a profile holds only what it changes. A key that the full
+    # config lacks would be a typo that Snakemake merges silently (or a setting only one profile has).
+    full, changes = key_tree(yaml.safe_load(PAPER.read_text())), key_tree(yaml.safe_load(overlay.read_text()))
+    assert changes <= full, sorted(changes - full)
+    assert len(changes) < len(full) / 2, "an overlay repeats most of config.yaml: keep only what it changes"
+
+
+def test_overlays_merge_over_the_full_config():
+    quick = load_config(QUICK)
+    assert quick["run"]["datasets"] == ["mnist5k"] and quick["methods"]["ladder"]["options"]["n_layers"] == 5  # from config.yaml
+    assert load_config() == load_config(PAPER)
 
 
 def test_quick_profile_uses_only_offline_real_data():
@@ -44,35 +52,35 @@ def test_schema_lists_no_priors_the_registry_does():
 
 
 def test_unregistered_prior_is_named_with_the_registered_ones():
-    config = yaml.safe_load(QUICK.read_text())
+    config = quick_config()
     config["methods"]["gmm"]["prior"] = "gmmm"
     with pytest.raises(ConfigError, match=r"methods\.gmm\.prior is 'gmmm'.*registered priors: .*ladder"):
         validate_config(config)
 
 
 def test_misspelt_prior_option_names_its_key_and_the_accepted_ones():
-    config = yaml.safe_load(QUICK.read_text())
+    config = quick_config()
     config["methods"]["ladder"]["options"]["n_componnets"] = 3
     with pytest.raises(ConfigError, match=r"methods\.ladder\.options\.n_componnets .*accepted options: .*n_components"):
         validate_config(config)
 
 
 def test_bad_prior_option_value_fails_at_validation():
-    config = yaml.safe_load(QUICK.read_text())
+    config = quick_config()
     config["methods"]["gmm"]["options"]["n_components"] = 0
     with pytest.raises(ConfigError, match=r"methods\.gmm\.options: prior 'gmm' rejects"):
         validate_config(config)
 
 
 def test_dataset_prior_options_must_belong_to_some_prior():
-    config = yaml.safe_load(QUICK.read_text())
+    config = quick_config()
     config["datasets"]["mnist5k"]["prior_options"] = {"warmup_epoch": 3}
     with pytest.raises(ConfigError, match=r"datasets\.mnist5k\.prior_options\.warmup_epoch"):
         validate_config(config)
 
 
 def test_method_names_may_contain_underscores():
-    config = yaml.safe_load(QUICK.read_text())
+    config = quick_config()
     config["methods"]["ladder_small"] = {"prior": "ladder", "options": {"hidden": 64}}
     config["run"]["methods"] = ["ladder_small"]
     settings = run_settings(validate_config(config), "mnist5k", "ladder_small", 0)
@@ -88,21 +96,21 @@ def test_every_run_method_builds_settings():
 
 
 def test_wrong_type_names_the_key_path():
-    config = yaml.safe_load(QUICK.read_text())
+    config = quick_config()
     config["datasets"]["mnist5k"]["epochs"] = "ten"
     with pytest.raises(ConfigError, match=r"datasets\.mnist5k\.epochs"):
         validate_config(config, source="test.yaml")
 
 
 def test_unknown_key_is_rejected_with_its_place():
-    config = yaml.safe_load(QUICK.read_text())
+    config = quick_config()
     config["training"]["learning_rat"] = 1e-3
     with pytest.raises(ConfigError, match=r"training: .*learning_rat"):
         validate_config(config)
 
 
 def test_unknown_method_and_dataset_are_named():
-    config = yaml.safe_load(QUICK.read_text())
+    config = quick_config()
     bad = copy.deepcopy(config)
     bad["run"]["methods"] = ["nope"]
     with pytest.raises(ConfigError, match="run.methods names 'nope'"):
@@ -115,7 +123,7 @@ def test_unknown_method_and_dataset_are_named():
 
 
 def test_defaults_are_filled_from_the_schema():
-    config = yaml.safe_load(QUICK.read_text())
+    config = quick_config()
     del config["evaluation"]["is_samples"]
     assert validate_config(config)["evaluation"]["is_samples"] == 1000
 

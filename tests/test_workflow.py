@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from pipeline.provenance import REPO_ROOT
+from tests.conftest import quick_config
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO_ROOT / "Snakefile")]
 METHODS = ["normal", "vampprior", "gmm", "hierarchical", "ladder", "realnvp"]
@@ -21,7 +22,7 @@ def snakemake(*args, cwd, timeout=900):
 
 
 def tiny_config(tmp_path: Path) -> Path:
-    config = yaml.safe_load((REPO_ROOT / "config" / "quick.yaml").read_text())
+    config = quick_config()
     config["run"] = {"datasets": ["mnist5k"], "methods": METHODS, "seeds": [0]}
     config["datasets"]["mnist5k"].update(epochs=2, batch_size=64, train_limit=256, test_limit=64)
     config["methods"]["vampprior"]["options"]["n_components"] = 4
@@ -149,7 +150,7 @@ def test_lint_is_clean():
 
 
 def test_bad_config_value_stops_with_its_key(tmp_path):
-    config = yaml.safe_load((REPO_ROOT / "config" / "quick.yaml").read_text())
+    config = quick_config()
     config["datasets"]["mnist5k"]["epochs"] = -1
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -5,7 +5,7 @@ import sys
 
 from snakemake.utils import validate
 
-from pipeline.config import ConfigError, ablation_variants, data_options, evaluation_options, run_settings, validate_config
+from pipeline.config import ConfigError, ablation_variants, cpu_training_hours, data_options, evaluation_options, run_settings, validate_config
 
 
 # The package validates first (same schema, plus the prior registry's names and options): its
@@ -16,6 +16,21 @@ try:
 except ConfigError as err:
     sys.exit(f"\nConfiguration error:\n{err}\n")
 validate(config, schema="../schemas/config.schema.yaml")
+
+
+def _warn_cpu_cost():
+    """Say in one line, before anything runs, what a large config costs on a machine without a GPU."""
+    import torch
+
+    if config["training"]["device"] not in ("auto",) or torch.cuda.is_available():
+        return
+    hours = cpu_training_hours(config)
+    if hours > 2:
+        print(f"No CUDA GPU here: training this config takes at least ~{hours:,.0f} CPU-hours on a 2-core CPU "
+              "(add --configfile config/quick.yaml for the ~15-minute quick profile).", file=sys.stderr)
+
+
+_warn_cpu_cost()
 
 # Rules run `python -m pipeline`: put the interpreter running Snakemake first on PATH, so its
 # environment serves the jobs too (a --use-conda environment, activated per job, still wins).
