@@ -39,6 +39,7 @@ from tqdm import tqdm
 from pipeline.artefacts import batches, load_model, save_model, to_float  # noqa: F401  (load_model, to_float re-exported)
 from pipeline.config import identity
 from pipeline.data import load_split
+from pipeline.devices import resolve_device  # noqa: F401 (one home for devices; callers import it from here too)
 from pipeline.models import VAE, build_vae
 from pipeline.models.vae import MIN_SCALE
 from pipeline.provenance import atomic_path, provenance, write_json
@@ -48,14 +49,6 @@ log = logging.getLogger(__name__)
 
 class TrainingDiverged(RuntimeError):
     pass
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"training.device is {name!r} but no CUDA device is available; use 'auto' or 'cpu'")
-    return torch.device(name)
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:

@@ -38,13 +38,12 @@ def _fid_block(args) -> dict:
 
 
 def _device(name: str):
-    import torch
+    from pipeline.devices import DeviceUnavailable, resolve_device
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise _config_error(f"fid.device is {name!r} but no CUDA device is available; use 'auto' or 'cpu'")
-    return torch.device(name)
+    try:
+        return resolve_device(name, key="fid.device")  # a GPU slot of its own on a multi-GPU box
+    except DeviceUnavailable as err:
+        raise _config_error(str(err)) from None
 
 
 def _load_model(path, device):
