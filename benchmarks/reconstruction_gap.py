@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from pipeline.artefacts import load_model, load_split
-from pipeline.claims import paper_values
+from pipeline.paper_values import paper_values
 from pipeline.config import deep_merge, load_config, run_settings
 from pipeline.evaluation import evaluate
 from pipeline.provenance import device_description

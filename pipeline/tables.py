@@ -9,21 +9,19 @@ Paper values live in ``pipeline/resources/paper_values.csv``, every row labelled
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from pipeline.paper_values import PAPER_DATASET, PAPER_VALUES, read_paper_values  # noqa: F401  (PAPER_VALUES: re-exported)
 from pipeline.provenance import atomic_path, provenance, write_json
+from pipeline.run_metrics import read_run_metrics
 
-PAPER_VALUES = Path(__file__).parent / "resources" / "paper_values.csv"
 # Column labels come from the priors (``Prior.label``); these are the columns that are not priors.
 SPECIAL_LABELS = {"real": "Real image"}
 DATASET_LABELS = {"mnist": "MNIST", "mnist5k": "MNIST-5k", "fashion_mnist": "Fashion-MNIST", "celeba": "CelebA"}
-# Our datasets whose closest paper row is another dataset's (mnist5k is a 5,000-digit MNIST subset).
-PAPER_DATASET = {"mnist5k": "mnist"}
 
 
 @dataclass(frozen=True)
@@ -94,23 +92,13 @@ def column_label(column: str, prior: str | None = None) -> str:
 
 
 def load_runs(paths: list[Path]) -> pd.DataFrame:
-    """One row per run file: dataset, method, seed and its metrics (flattened)."""
-    rows = []
-    for path in paths:
-        try:
-            data = json.loads(Path(path).read_text())
-            rows.append({"dataset": data["dataset"], "method": data["method"], "seed": data["seed"], "prior": data.get("prior"),
-                         "variant": data.get("variant", "default"), "protocol_notes": data.get("fid_protocol", {}).get("notes"),
-                         **data["metrics"]})
-        except (OSError, ValueError, KeyError) as err:
-            raise ValueError(f"{path}: not a per-run metrics file ({err}); rerun the rule that makes it") from err
-    return pd.DataFrame(rows)
+    """One row per run: dataset, method, variant, seed, prior and its metrics (``pipeline.run_metrics``)."""
+    return read_run_metrics(paths)
 
 
 def summarise(name: str, runs: pd.DataFrame) -> pd.DataFrame:
     spec = TABLES[name]
-    paper = pd.read_csv(PAPER_VALUES, comment="#")
-    paper = paper[paper.table == name]
+    paper = read_paper_values(name)
     runs = runs.copy()
     if spec.by_d_t and "d_t" in runs:
         # supplement Table 2's columns are d_t values (the paper file names them ladder_dt<N>)
@@ -206,7 +194,8 @@ def table_notes(name: str, summary: pd.DataFrame) -> list[str]:
         lines.append("† importance-sampled log p(z) (defensive proposal around q(t|z)): a lower-biased estimate, unlike the exact cells "
                      f"({detail}). README, 'Evaluation'.")
     seeds = summary.groupby(["dataset", "method"]).n_seeds.first()
-    lines.append(f"Ours: mean ± std over seeds (seeds per cell: {sorted(set(seeds))}). Paper values as printed, for comparison only.")
+    lines.append(f"Ours: mean ± sample standard deviation (ddof = 1) across training seeds, {'/'.join(map(str, sorted(set(seeds))))} seed(s) "
+                 "per cell (± is the seeds' spread, not a confidence interval; one seed: no ±). Paper values as printed, for comparison only.")
     counts = [f"{note} = {', '.join(sorted(set(summary[note].dropna().astype(str))))}" for note in TABLES[name].notes if note in summary]
     if counts and name not in ("table1", "table_sm1", "table_sm2"):
         lines.append("Counts (all cells): " + "; ".join(counts) + ".")

@@ -65,6 +65,23 @@ MUTANTS = [
      "    generator, replaced = torch.Generator().manual_seed(seed), 0\n"
      "    z = torch.cat([vae.prior.sample(p.stop - p.start, generator=generator) for p in batches(n, batch_size)])\n",
      ["tests/test_evaluation.py::test_generated_images_do_not_depend_on_the_batch_size"]),
+    # a two-sided p-value used as one-sided, in each test the claims use (issue 19.6)
+    ("claims: two-sided Welch p-value", "pipeline/claims/statistics.py",
+     "result = stats.ttest_ind(target, rival, equal_var=False, alternative=claimed)",
+     'result = stats.ttest_ind(target, rival, equal_var=False, alternative="two-sided")',
+     ["tests/test_claims.py::test_every_claims_p_value_is_one_sided", "tests/test_claims.py::test_each_test_splits_its_p_values_one_sided"]),
+    ("claims: two-sided one-sample t p-value (C7)", "pipeline/claims/statistics.py",
+     'result = stats.ttest_1samp(values, 0.0, alternative="greater")', "result = stats.ttest_1samp(values, 0.0)",
+     ["tests/test_claims.py::test_every_claims_p_value_is_one_sided", "tests/test_claims.py::test_each_test_splits_its_p_values_one_sided"]),
+    ("claims: two-sided contrast p-value (C6)", "pipeline/claims/statistics.py",
+     "p = float(stats.t.sf(t, df))", "p = float(2 * stats.t.sf(abs(t), df))",
+     ["tests/test_claims.py::test_each_test_splits_its_p_values_one_sided"]),
+    ("claims: two-sided Spearman p-value (C6)", "pipeline/claims/statistics.py",
+     'p = float(stats.spearmanr(x, y, alternative="less").pvalue)', "p = float(stats.spearmanr(x, y).pvalue)",
+     ["tests/test_claims.py::test_every_claims_p_value_is_one_sided", "tests/test_claims.py::test_each_test_splits_its_p_values_one_sided"]),
+    ("claims: two-sided Wilcoxon p-value (C7, one seed)", "pipeline/claims/definitions.py",
+     'stats.wilcoxon(diff.to_numpy(), alternative="greater")', "stats.wilcoxon(diff.to_numpy())",
+     ["tests/test_claims.py::test_single_seed_wilcoxon_note_is_one_sided"]),
 ]
 
 

@@ -161,7 +161,7 @@ def ablation(tmp_path, means, seeds=3, spread=0.3):
     for d_t, mean in means.items():
         for seed in range(seeds):
             path = tmp_path / f"dt{d_t}_{seed}.json"
-            path.write_text(json.dumps({"dataset": "fashion_mnist", "method": f"ladder_dt{d_t}", "seed": seed,
+            path.write_text(json.dumps({"dataset": "fashion_mnist", "method": "ladder", "variant": f"d_t{d_t}", "seed": seed,
                                         "metrics": {"fid_generation": mean + spread * rng.standard_normal(), "d_t": d_t}}))
             paths.append(path)
     return row_of(evaluate_claims([], paths), "C6")
@@ -197,28 +197,51 @@ def test_c6_single_seed_two_values_and_none(tmp_path):
 
 
 # -- C7, C8 ------------------------------------------------------------------------------
-def slp_table(path, gains, pairs=5):
-    """gains = {method: [per-seed SLP - straight gain]}; straight-line values vary by pair."""
+def slp_table(path, gains, pairs=5, heldout=None):
+    """gains = {method: [per-seed SLP - straight gain]} under the optimised log p; ``heldout``
+    likewise under the held-out density (no held-out columns when None); values vary by pair."""
     rows = []
     for method, per_seed in gains.items():
         for seed, gain in enumerate(per_seed):
             for pair in range(pairs):
-                base = -10.0 - pair
-                for kind, value in (("slp", base + gain + 0.1 * ((pair * 7 + seed) % 3)), ("straight", base)):
-                    rows.append({"dataset": "mnist5k", "method": method, "seed": seed, "pair": pair, "path": kind,
-                                 "mean_log_p": value, "min_log_p": value - 1, "length": 1.0, "step_std": 0.1})
+                base, jitter = -10.0 - pair, 0.1 * ((pair * 7 + seed) % 3)
+                for kind, value in (("slp", base + gain + jitter), ("straight", base)):
+                    row = {"dataset": "mnist5k", "method": method, "seed": seed, "pair": pair, "path": kind,
+                           "mean_log_p": value, "min_log_p": value - 1, "length": 1.0, "step_std": 0.1}
+                    if heldout is not None:
+                        held = base - 5 + (heldout[method][seed] + jitter if kind == "slp" else 0.0)
+                        row.update(heldout_mean_log_p=held, heldout_min_log_p=held - 2)
+                    rows.append(row)
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
 
 
+def c7_rows(frame, score="held-out density"):
+    c7 = frame[(frame.claim == "C7") & frame.subject.str.endswith(f"({score})")]
+    return c7.set_index(c7.subject.str.split(" ").str[0])
+
+
 def test_c7_per_prior_verdicts(tmp_path):
-    table = slp_table(tmp_path / "slp.csv", {"ladder": [2.0, 2.5, 3.0], "normal": [-1.0, -1.2, -0.9], "gmm": [0.5]})
+    gains = {"ladder": [2.0, 2.5, 3.0], "normal": [-1.0, -1.2, -0.9], "gmm": [0.5]}
+    table = slp_table(tmp_path / "slp.csv", gains, heldout=gains)
     frame = evaluate_claims([], [], slp_tables=[table, tmp_path / "missing.csv"])
-    c7 = frame[frame.claim == "C7"].set_index("subject")
-    assert list(c7.index)[0] == "ladder"
+    c7 = c7_rows(frame)
+    assert list(frame[frame.claim == "C7"].subject)[:2] == ["ladder (held-out density)", "ladder (own log p, optimised)"]
     assert c7.loc["ladder", "verdict"] == "holds" and c7.loc["normal", "verdict"] == "fails"
     assert c7.loc["gmm", "verdict"] == "inconclusive" and "Wilcoxon" in c7.loc["gmm", "note"]
-    assert row_of(frame, "C8", "mnist5k").verdict == "not run"
+    assert (frame[frame.claim == "C8"].verdict == "not run").all()
+
+
+def test_c7_is_decided_by_the_held_out_density_not_the_optimised_one(tmp_path):
+    """The SLP raises the log p it optimises in every pair, but lowers the held-out density: the
+    held-out row fails while the optimised row holds. Without held-out columns, that row is not run."""
+    table = slp_table(tmp_path / "slp.csv", {"ladder": [2.0, 2.5, 3.0]}, heldout={"ladder": [-1.0, -1.5, -1.2]})
+    frame = evaluate_claims([], [], slp_tables=[table])
+    assert c7_rows(frame).loc["ladder", "verdict"] == "fails"
+    assert c7_rows(frame, "own log p, optimised").loc["ladder", "verdict"] == "holds"
+    assert "checks the optimiser" in c7_rows(frame, "own log p, optimised").loc["ladder", "note"]
+    old = evaluate_claims([], [], slp_tables=[slp_table(tmp_path / "old.csv", {"ladder": [2.0, 2.5, 3.0]})])
+    assert c7_rows(old).loc["ladder", "verdict"] == "not run" and "held-out" in c7_rows(old).loc["ladder", "note"]
 
 
 def test_c7_wrong_columns_name_the_file_and_the_constants(tmp_path):
@@ -229,13 +252,22 @@ def test_c7_wrong_columns_name_the_file_and_the_constants(tmp_path):
 
 
 def test_c8_alignment(tmp_path):
-    rows = [{"dataset": "mnist5k", "method": m, "seed": s, "ari": ari + 0.01 * s, "nmi": ari + 0.1 + 0.01 * s}
-            for m, ari in (("ladder", 0.6), ("gmm", 0.3), ("vampprior", 0.2), ("normal", 0.9)) for s in range(3)]
+    # own components: LaDDer ahead; at K = classes for every prior, GMM ahead
+    rows = [{"dataset": "mnist5k", "method": m, "seed": s, "ari": ari + 0.01 * s, "nmi": ari + 0.1 + 0.01 * s,
+             "ari_classes": k + 0.01 * s, "nmi_classes": k + 0.1 + 0.02 * s}
+            for m, ari, k in (("ladder", 0.6, 0.5), ("gmm", 0.3, 0.7), ("vampprior", 0.2, 0.4), ("normal", 0.9, 0.9)) for s in range(3)]
     path = tmp_path / "align.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
-    row = row_of(evaluate_claims([], [], alignment_tables=[path]), "C8", "mnist5k")
-    assert row.verdict == "holds" and "normal" not in row.statistic  # rivals are GMM and VampPrior only
-    assert row.statistic.count("ladder vs") == 4 and "NMI ladder vs gmm" in row.statistic  # ARI and NMI against both rivals
+    c8 = evaluate_claims([], [], alignment_tables=[path]).query("claim == 'C8'").set_index("subject")
+    assert list(c8.index) == ["ladder (K = classes)", "ladder (own components)"]
+    own = c8.loc["ladder (own components)"]
+    assert own.verdict == "holds" and "normal" not in own.statistic  # rivals are GMM and VampPrior only
+    assert own.statistic.count("ladder vs") == 4 and "NMI ladder vs gmm" in own.statistic  # ARI and NMI against both rivals
+    at_k = c8.loc["ladder (K = classes)"]
+    assert at_k.verdict == "fails" and "ladder vs gmm" in at_k.note and at_k.metric == "ari_classes, nmi_classes"
+    pd.DataFrame(rows).drop(columns=["ari_classes", "nmi_classes"]).to_csv(path, index=False)  # a table from before the K-column
+    old = evaluate_claims([], [], alignment_tables=[path]).query("claim == 'C8'").set_index("subject")
+    assert old.loc["ladder (K = classes)", "verdict"] == "not run" and old.loc["ladder (own components)", "verdict"] == "holds"
 
 
 # -- outputs -----------------------------------------------------------------------------
@@ -286,3 +318,91 @@ def test_a_part_without_data_cannot_hold_but_can_fail(tmp_path):
     worse = row_of(evaluate_claims([], write_runs(tmp_path / "b", "fashion_mnist", {"gmm": [5, 6, 7], "ladder": [20, 21, 22]},
                                                   "fid_generation")), "C1")
     assert worse.verdict == "fails"
+
+
+# -- intervals ---------------------------------------------------------------------------
+def test_intervals_are_welch_and_one_sample_t_intervals_of_the_oriented_difference():
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0, 1, 4), rng.normal(1, 2, 6)
+    lower = welch(a, b, "lower")  # effect = mean(b) - mean(a): > 0 favours "a lower"
+    ci = stats.ttest_ind(b, a, equal_var=False).confidence_interval(0.95)
+    assert math.isclose(lower.low, ci.low) and math.isclose(lower.high, ci.high) and lower.interval == "Welch"
+    higher = welch(a, b, "higher")
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert math.isclose(higher.low, ci.low) and math.isclose(higher.high, ci.high)
+    single = claims.one_sample(a, "x")
+    ci = stats.ttest_1samp(a, 0.0).confidence_interval(0.95)
+    assert math.isclose(single.low, ci.low) and math.isclose(single.high, ci.high)
+    c = contrast([a, b], [-1.0, 1.0], "b - a")  # the two-group contrast is Welch's interval too
+    assert math.isclose(c.low, lower.low) and math.isclose(c.high, lower.high)
+    assert math.isnan(welch(a[:1], b, "lower").low)  # one seed: no interval
+
+
+def test_each_row_gives_the_deciding_difference_with_its_interval_and_the_markdown_says_what_it_means(tmp_path):
+    row = elbo_claim(tmp_path, {"normal": [100, 101, 102], "gmm": [110, 111.5, 112], "ladder": [120, 121, 123]})
+    decider = welch(np.array([120, 121, 123.0]), np.array([110, 111.5, 112.0]), "higher")  # the closest rival decides
+    assert "ladder vs gmm" in row.deciding and math.isclose(row.difference, decider.effect)
+    assert (row.ci_low, row.ci_high) == (decider.low, decider.high) and row.ci_low < row.difference < row.ci_high
+    assert row.interval == "Welch"
+    frame = evaluate_claims(write_runs(tmp_path, "fashion_mnist", {"gmm": [110, 111], "ladder": [120, 122]}, "elbo"), [])
+    md = claims.to_markdown(frame, 0.05)
+    assert claims.statistics.RULE_SENTENCE in md.split("## Summary")[1]  # the rule, in one sentence, in the summary
+    assert "Difference [95 % CI]" in md and "Welch" in md and "| Seeds |" in md
+    assert "sample standard deviation (ddof = 1) across the training seeds" in md
+
+
+# -- one-sided everywhere ------------------------------------------------------------------
+AGAINST = {  # per claim, per-seed data strongly against it (three seeds each)
+    "C1": ("fid", "fid_generation", {"normal": [200, 201, 202], "gmm": [5, 6, 7], "ladder": [50, 51, 53]}),
+    "C2": ("fid", "fid_difference", {"normal": [30, 31, 32], "gmm": [60, 61, 62], "ladder": [80, 81, 83]}),
+    "C3": ("metrics", "cross_entropy", {"normal": [-20, -21, -22], "gmm": [-30, -31, -30.5], "ladder": [-40, -41, -42]}),
+    "C4": ("metrics", "elbo", {"normal": [100, 101, 102], "gmm": [130, 131, 132], "ladder": [120, 121, 123]}),
+    "C5": ("metrics", "rec_error", {"normal": [0.05, 0.051, 0.052], "gmm": [0.03, 0.031, 0.0305], "ladder": [0.06, 0.061, 0.063]}),
+}
+
+
+@pytest.mark.parametrize("claim", ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C7 optimised", "C8", "C8 own"])
+def test_every_claims_p_value_is_one_sided(tmp_path, claim):
+    """A two-sided p-value used as one-sided would call a strong effect *against* the claim
+    significant *for* it: here every claim's data go clearly against it, so its p (claimed
+    direction) must be > 0.5, its opposite p small and the verdict 'fails'."""
+    if claim in AGAINST:
+        kind, metric, values = AGAINST[claim]
+        paths = write_runs(tmp_path, "fashion_mnist", values, metric)
+        row = row_of(evaluate_claims(paths if kind == "metrics" else [], paths if kind == "fid" else []), claim)
+    elif claim == "C6":
+        row = ablation(tmp_path, {2: 5.0, 4: 10.0, 8: 16.0, 16: 30.0})  # FID rises with d_t, ever faster
+    elif claim.startswith("C7"):
+        table = slp_table(tmp_path / "slp.csv", {"ladder": [-2.0, -2.5, -3.0]}, heldout={"ladder": [-2.0, -2.6, -3.1]})
+        score = "held-out density" if claim == "C7" else "own log p, optimised"
+        row = c7_rows(evaluate_claims([], [], slp_tables=[table]), score).loc["ladder"]
+    else:
+        rows = [{"dataset": "mnist5k", "method": m, "seed": s, "ari": v + 0.01 * s, "nmi": v + 0.015 * s,
+                 "ari_classes": v + 0.02 * s, "nmi_classes": v + 0.01 * s}
+                for m, v in (("ladder", 0.2), ("gmm", 0.6), ("vampprior", 0.7)) for s in range(3)]
+        pd.DataFrame(rows).to_csv(tmp_path / "align.csv", index=False)
+        c8 = evaluate_claims([], [], alignment_tables=[tmp_path / "align.csv"]).query("claim == 'C8'").set_index("subject")
+        row = c8.loc["ladder (K = classes)" if claim == "C8" else "ladder (own components)"]
+    assert row.p_value > 0.5, f"{claim}: p = {row.p_value} for data against the claim (two-sided?)"
+    assert row.p_opposite < 0.05 and row.verdict == "fails"
+
+
+def test_each_test_splits_its_p_values_one_sided():
+    """p (claimed direction) + p (opposite) = 1 for every continuous one-sided test; a two-sided
+    p-value in either place would make the two equal."""
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(0, 1, 5), rng.normal(2, 1, 5)
+    x = np.repeat([2, 4, 8, 16], 3)
+    for c in (welch(a, b, "lower"), welch(a, b, "higher"), claims.one_sample(b, "b > 0"), claims.one_sample(-b, "-b > 0"),
+              contrast([a, b], [-1.0, 1.0], "b - a"), contrast([a, b], [1.0, -1.0], "a - b"),
+              claims.rank_trend(x, x + rng.normal(0, 3, len(x)), True, "falls"), claims.rank_trend(x, -x + rng.normal(0, 3, len(x)), True, "falls")):
+        assert math.isclose(c.p + c.p_opposite, 1.0, rel_tol=1e-9), c.text
+        assert (c.p < 0.5) == (c.effect > 0), c.text
+
+
+def test_single_seed_wilcoxon_note_is_one_sided(tmp_path):
+    """With one seed, C7's note reports a Wilcoxon test over pairs: against the claim its p must be > 0.5."""
+    table = slp_table(tmp_path / "slp.csv", {"ladder": [-2.0]}, pairs=12, heldout={"ladder": [-2.0]})
+    note = c7_rows(evaluate_claims([], [], slp_tables=[table])).loc["ladder", "note"]
+    p = float(note.split("Wilcoxon over 12 pairs p=")[1].split(";")[0])
+    assert p > 0.5, note

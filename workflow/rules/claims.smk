@@ -1,4 +1,4 @@
-# The paper's claims C1-C8 checked on our per-seed results (pipeline/claims.py, issue 12):
+# The paper's claims C1-C8 checked on our per-seed results (pipeline/claims/, issue 12):
 #   snakemake results/claims.md     (all_tables builds it)
 # Input functions (claims_fids, claims_figure_tables) live in common.smk: C7 and C8 read the
 # figure tables only where a figure rule makes them and claims.figure_tables is on.
