@@ -77,6 +77,9 @@ def validate_config(config: dict, source: str = "config") -> dict:
     for method, block in config["methods"].items():
         check_prior_options(method, block, source)
     _check_dataset_prior_options(config, source)
+    check_devices(config, source)
+    check_resolved_prior_options(config, source)
+    check_fid_sizes(config, source)
     if config["sampling"]["n_samples"] < config["fid"]["n_samples"]:
         raise ConfigError(f"{source}: sampling.n_samples ({config['sampling']['n_samples']}) must be at least fid.n_samples "
                           f"({config['fid']['n_samples']}): FID uses the first fid.n_samples generated images")
@@ -96,11 +99,10 @@ def _short(message: str, limit: int = 200) -> str:
 
 
 def check_prior_options(method: str, block: dict, source: str = "config") -> None:
-    """The method's prior must be registered and its options accepted by that prior's class.
+    """The method's prior must be registered and each option named and valued as the prior's
+    class declares (``option_specs``: type and range, checked here before any job builds it).
 
-    The registry is the single list of priors: nothing else enumerates them. Options are checked
-    by name against the class's constructor, then the prior is built once with a small latent
-    size so that a bad value fails here, naming its key, instead of inside a training job.
+    The registry is the single list of priors: nothing else enumerates them.
     """
     from pipeline.priors import PRIORS, prior_option_names
 
@@ -114,25 +116,117 @@ def check_prior_options(method: str, block: dict, source: str = "config") -> Non
         if key not in accepted:
             raise ConfigError(f"{source}: methods.{method}.options.{key} is not an option of prior {name!r}; "
                               f"accepted options: {', '.join(sorted(accepted)) or '(none)'}")
-    trial = dict(options)
-    cls = PRIORS[name]
-    if "d_t" in accepted:
-        trial.setdefault("d_t", 2)
+    for key, value in options.items():
+        check_option_value(PRIORS[name], key, value, f"methods.{method}.options.{key}", source)
+
+
+def check_option_value(cls, key: str, value, where: str, source: str) -> None:
+    """One prior option against its declaration in ``cls.option_specs``."""
+    spec = cls.option_specs.get(key)
+    if spec is None:  # a constructor option nobody declared: the prior's author must say what it accepts
+        raise ConfigError(f"{source}: {where}: prior {cls.registry_name!r} ({cls.__module__}.{cls.__name__}) declares no "
+                          f"Option for {key!r} in option_specs; add one there")
+    if not spec.accepts(value):
+        hint = ""
+        if isinstance(value, str) and spec.kind != "str" and _looks_numeric(value):
+            hint = f" (YAML reads {value} as text: write it with a decimal point, e.g. 1.0e-6)"
+        raise ConfigError(f"{source}: {where} is {value!r}; prior {cls.registry_name!r} accepts {spec.describe()}{hint}")
+
+
+def _looks_numeric(text: str) -> bool:
     try:
-        cls(d_z=2, **trial)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"{source}: methods.{method}.options: prior {name!r} rejects these options: {err}") from err
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_dataset_prior_options(config: dict, source: str) -> None:
+    """datasets.<d>.prior_options: each key an option of some prior, each value one that every
+    prior it reaches (those of the config's methods declaring the key) accepts."""
     from pipeline.priors import PRIORS, prior_option_names
 
     known = set().union(*(prior_option_names(cls) for cls in PRIORS.values()))
+    used = [PRIORS[block["prior"]] for block in config["methods"].values()]
     for dataset, block in config["datasets"].items():
-        for key in block.get("prior_options") or {}:
+        for key, value in (block.get("prior_options") or {}).items():
             if key not in known:
                 raise ConfigError(f"{source}: datasets.{dataset}.prior_options.{key} is not an option of any registered prior; "
                                   f"known options: {', '.join(sorted(known))}")
+            reached = [cls for cls in used if key in prior_option_names(cls)]
+            for cls in reached or [cls for cls in PRIORS.values() if key in prior_option_names(cls)][:1]:
+                check_option_value(cls, key, value, f"datasets.{dataset}.prior_options.{key}", source)
+
+
+def check_resolved_prior_options(config: dict, source: str) -> None:
+    """The relations a prior declares between its options (``option_relations``), on the options
+    every run resolves: the method's, the dataset's prior_options and d_t, the class defaults."""
+    from pipeline.priors import PRIORS, prior_option_defaults
+
+    for dataset in config["run"]["datasets"]:
+        for method, block in config["methods"].items():
+            cls = PRIORS[block["prior"]]
+            if not cls.option_relations:
+                continue
+            variants = [DEFAULT_VARIANT] + (ablation_variants(config, dataset) if method == config["ablation"]["method"] else [])
+            for variant in dict.fromkeys(variants):
+                options = {**prior_option_defaults(cls), **run_settings(config, dataset, method, 0, variant)["prior_options"]}
+                for rule in cls.option_relations:
+                    if not rule.holds(options):
+                        values = ", ".join(f"{_option_origin(config, dataset, method, variant, key)} = {options[key]!r}"
+                                           for key in (rule.left, rule.right))
+                        raise ConfigError(f"{source}: prior {block['prior']!r} of method {method} on dataset {dataset}"
+                                          f"{'' if variant == DEFAULT_VARIANT else f' (variant {variant})'} needs "
+                                          f"{rule.describe()}; got {values}")
+
+
+def _option_origin(config: dict, dataset: str, method: str, variant: str, key: str) -> str:
+    """Where a resolved prior option came from, as a key path to change."""
+    if key in (config["methods"][method].get("options") or {}):
+        return f"methods.{method}.options.{key}"
+    if key == "d_t":
+        return f"d_t of variant {variant}" if variant != DEFAULT_VARIANT else f"datasets.{dataset}.d_t"
+    if key in (config["datasets"][dataset].get("prior_options") or {}):
+        return f"datasets.{dataset}.prior_options.{key}"
+    if key == "std_activation":
+        return "training.std_activation"
+    return f"{key} (the prior's default; set methods.{method}.options.{key})"
+
+
+# Execution devices a job accepts (pipeline.training.resolve_device): auto picks CUDA when present.
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]+)?)$")
+
+
+def check_devices(config: dict, source: str) -> None:
+    for where, value in (("training.device", config["training"]["device"]), ("fid.device", config["fid"]["device"])):
+        if not DEVICE_PATTERN.match(value):
+            raise ConfigError(f"{source}: {where} is {value!r}; accepted: auto (CUDA when present, else CPU), cpu, cuda, "
+                              "cuda:N (GPU number N), mps")
+
+
+def check_fid_sizes(config: dict, source: str) -> None:
+    """The image counts the FID jobs check (pipeline.fid.metric.check_kid_sizes, fid.scores),
+    checked here against each dataset's split sizes where they are known before data preparation."""
+    from pipeline.data import expected_split_sizes
+
+    fid = config["fid"]
+    subset, n, n_ref = fid["kid_subset_size"], fid["n_samples"], fid["n_reference"]
+    if subset > min(n, n_ref):
+        raise ConfigError(f"{source}: fid.kid_subset_size is {subset} but KID compares fid.n_samples ({n}) images with "
+                          f"fid.n_reference ({n_ref}); lower fid.kid_subset_size to at most {min(n, n_ref)} (e.g. half of it)")
+    if subset == n == n_ref:
+        raise ConfigError(f"{source}: fid.kid_subset_size equals fid.n_samples and fid.n_reference ({n}): every KID subset "
+                          "would be the whole set and its std 0; lower fid.kid_subset_size (e.g. half of it)")
+    for dataset in config["run"]["datasets"]:
+        sizes = expected_split_sizes(dataset, config["data"])
+        if n_ref > sizes["test"]:
+            raise ConfigError(f"{source}: fid.n_reference is {n_ref} but {dataset} has {sizes['test']} test images; lower fid.n_reference")
+        split = fid["real_split"]
+        pool = sizes["train"] if split == "train" else sizes["test"] - n_ref
+        if pool is not None and n > pool:
+            where = "training images" if split == "train" else f"test images after the {n_ref} reference images"
+            raise ConfigError(f"{source}: fid.n_samples is {n} but {dataset} has {max(pool, 0)} {where} (fid.real_split: {split}); "
+                              "lower fid.n_samples" + (" or fid.n_reference, or use fid.real_split: train" if split == "test" else ""))
 
 
 def variant_overrides(variant: str) -> dict:

@@ -11,7 +11,7 @@ from torch import nn
 
 from pipeline.config import ConfigError, load_config, run_settings, validate_config
 from pipeline.evaluation import evaluate
-from pipeline.priors import PRIORS, Prior, register_prior
+from pipeline.priors import PRIORS, Option, Prior, register_prior
 from pipeline.priors.base import randn
 from pipeline.provenance import REPO_ROOT
 from pipeline.tables import column_label
@@ -23,6 +23,7 @@ class ShiftedNormal(Prior):
     """p(z) = N(mu, I) with a learned mean, trained with the autoencoder."""
 
     label = "Shifted normal (toy)"
+    option_specs = {"init_shift": Option("float")}  # what config may give each constructor option
     trained_with_autoencoder = True
 
     def __init__(self, d_z: int, init_shift: float = 0.0):
@@ -67,7 +68,7 @@ def test_a_registered_prior_validates_trains_and_evaluates(toy_prior, tmp_path, 
 def test_its_options_are_checked_before_any_job(toy_prior):
     with pytest.raises(ConfigError, match=r"methods\.my_toy\.options\.init_shfit .*accepted options: init_shift"):
         validate_config(_config({"init_shfit": 0.5}))
-    with pytest.raises(ConfigError, match=r"methods\.my_toy\.options: prior 'toy_shifted' rejects"):
+    with pytest.raises(ConfigError, match=r"methods\.my_toy\.options\.init_shift is nan; prior 'toy_shifted' accepts a number"):
         validate_config(_config({"init_shift": float("nan")}))
 
 

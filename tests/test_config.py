@@ -68,7 +68,7 @@ def test_misspelt_prior_option_names_its_key_and_the_accepted_ones():
 def test_bad_prior_option_value_fails_at_validation():
     config = quick_config()
     config["methods"]["gmm"]["options"]["n_components"] = 0
-    with pytest.raises(ConfigError, match=r"methods\.gmm\.options: prior 'gmm' rejects"):
+    with pytest.raises(ConfigError, match=r"methods\.gmm\.options\.n_components is 0; prior 'gmm' accepts an integer >= 1"):
         validate_config(config)
 
 

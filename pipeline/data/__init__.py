@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.data.celeba import prepare_celeba
+from pipeline.data.celeba import open_source, prepare_celeba
 from pipeline.data.idx import read_idx, read_idx_pair
-from pipeline.data.sources import DEFAULT_CFG, prepare_idx, prepare_mnist5k, with_defaults
+from pipeline.data.sources import (DEFAULT_CFG, IDX_SPLIT_SIZES, MNIST5K_IMAGES, find_idx_source, idx_not_found, mnist5k_csv_path,
+                                   prepare_idx, prepare_mnist5k, with_defaults)
 from pipeline.data.store import DataError, dataset_info, load_split
 
 DATASETS = ("mnist", "mnist5k", "fashion_mnist", "celeba")
 
-__all__ = ["DATASETS", "DEFAULT_CFG", "DataError", "dataset_info", "load_split", "prepare_dataset",
-           "read_idx", "read_idx_pair", "with_defaults"]
+__all__ = ["DATASETS", "DEFAULT_CFG", "DataError", "dataset_info", "expected_split_sizes", "load_split", "prepare_dataset",
+           "raw_data_problem", "read_idx", "read_idx_pair", "with_defaults"]
 
 
 def prepare_dataset(name: str, data_cfg: dict, out_path: str | Path) -> Path:
@@ -32,3 +33,31 @@ def prepare_dataset(name: str, data_cfg: dict, out_path: str | Path) -> Path:
     if name == "celeba":
         return prepare_celeba(cfg, out_path)
     return prepare_idx(name, cfg, out_path)
+
+
+def raw_data_problem(name: str, data_cfg: dict) -> str | None:
+    """Why ``prepare_dataset`` would stop for want of raw data, in the words its error would use;
+    None when it would find the data (or may download it). Looks, converts nothing: what the dry
+    run and ``check-config`` report per dataset."""
+    cfg = with_defaults(data_cfg)
+    try:
+        if name == "mnist5k":
+            mnist5k_csv_path()
+        elif name == "celeba":
+            open_source(Path(cfg["raw_dir"]) / "celeba").close()
+        elif find_idx_source(name, cfg) is None and not cfg["allow_download"]:
+            return idx_not_found(name, cfg)
+    except DataError as err:
+        return str(err)
+    return None
+
+
+def expected_split_sizes(name: str, data_cfg: dict) -> dict[str, int | None]:
+    """Train and test images the prepared dataset will hold, known from the data config alone
+    (None where it depends on the raw copy: CelebA's training split)."""
+    cfg = with_defaults(data_cfg)
+    if name == "mnist5k":
+        return {"train": MNIST5K_IMAGES - int(cfg["mnist5k_test_size"]), "test": int(cfg["mnist5k_test_size"])}
+    if name == "celeba":
+        return {"train": None, "test": int(cfg["celeba"]["test_size"])}
+    return dict(IDX_SPLIT_SIZES[name])

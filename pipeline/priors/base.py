@@ -31,10 +31,14 @@ Contract (shapes: B = batch, d_z = latent size):
 - ``label``: how tables and figures name the prior (falls back to the registry name).
 - ``run_options``: constructor options that config fills from the dataset block (``d_t``)
   or the run (``seed``) when a method leaves them unset.
+- ``option_specs``: every constructor option but d_z with what it accepts (``Option``), and
+  ``option_relations`` between them: config validation checks values against these before
+  any job runs, so a new constructor option needs a declaration (a contract test says which).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Callable
 
@@ -52,6 +56,10 @@ class Prior(nn.Module):
     trained_with_autoencoder: bool = False
     fit_samples: int = 0
     run_options: tuple[str, ...] = ()
+    # every constructor option but d_z -> what it accepts (config validation reads it; see Option)
+    option_specs: dict[str, "Option"] = {}
+    # constraints between options, checked on a run's resolved options (see OptionRelation)
+    option_relations: tuple["OptionRelation", ...] = ()
 
     def __init__(self, d_z: int):
         super().__init__()
@@ -113,6 +121,72 @@ def generator_device(generator: torch.Generator | None, like: torch.Tensor) -> t
     return generator.device if generator is not None else like.device
 
 
+# -- option declarations ---------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """What one constructor option accepts, declared beside the prior (``option_specs``) so that
+    config validation checks a value before any job builds the prior.
+
+    ``kind`` is "int", "float" (an int is accepted too) or "str"; a range is given by
+    ``minimum`` / ``maximum`` (inclusive) or ``above`` / ``below`` (exclusive); ``choices``
+    lists the accepted strings; ``nullable`` admits ``null``.
+    """
+
+    kind: str
+    minimum: float | None = None
+    maximum: float | None = None
+    above: float | None = None
+    below: float | None = None
+    choices: tuple[str, ...] = ()
+    nullable: bool = False
+
+    def accepts(self, value) -> bool:
+        if value is None:
+            return self.nullable
+        if isinstance(value, bool):  # YAML true/false are ints to Python; never a number here
+            return False
+        if self.kind == "str":
+            return isinstance(value, str) and (not self.choices or value in self.choices)
+        if not isinstance(value, int if self.kind == "int" else (int, float)) or not math.isfinite(value):
+            return False
+        return ((self.minimum is None or value >= self.minimum) and (self.maximum is None or value <= self.maximum)
+                and (self.above is None or value > self.above) and (self.below is None or value < self.below))
+
+    def describe(self) -> str:
+        """What is accepted, in words: "an integer >= 1", "one of 'relu', 'softplus'"."""
+        if self.kind == "str":
+            text = "one of " + ", ".join(map(repr, self.choices)) if self.choices else "a string"
+        else:
+            text = {"int": "an integer", "float": "a number"}[self.kind]
+            bounds = [f"{op} {bound:g}" for op, bound in ((">=", self.minimum), (">", self.above), ("<=", self.maximum), ("<", self.below))
+                      if bound is not None]
+            text += (" " + " and ".join(bounds)) if bounds else ""
+        return text + (" or null" if self.nullable else "")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionRelation:
+    """A declared constraint between two options of one prior: ``left op right + offset``, checked
+    on a run's resolved options (defaults, method, dataset); skipped where either value is null."""
+
+    left: str
+    op: str  # "<=", "<", ">=" or ">"
+    right: str
+    offset: float = 0
+    why: str = ""
+
+    def holds(self, options: dict) -> bool:
+        a, b = options.get(self.left), options.get(self.right)
+        if a is None or b is None:
+            return True
+        b = b + self.offset
+        return {"<=": a <= b, "<": a < b, ">=": a >= b, ">": a > b}[self.op]
+
+    def describe(self) -> str:
+        offset = f" {'+' if self.offset > 0 else '-'} {abs(self.offset):g}" if self.offset else ""
+        return f"{self.left} {self.op} {self.right}{offset}" + (f" ({self.why})" if self.why else "")
+
+
 # -- registry ----------------------------------------------------------------------------
 PRIORS: dict[str, type[Prior]] = {}
 
@@ -148,6 +222,18 @@ def prior_option_names(cls: type[Prior]) -> set[str]:
         if not any(p.kind is p.VAR_KEYWORD for p in params):
             break
     return names
+
+
+def prior_option_defaults(cls: type[Prior]) -> dict:
+    """The constructor defaults of the options in ``prior_option_names`` (up the class tree)."""
+    import inspect
+
+    defaults: dict = {}
+    for klass in reversed(cls.__mro__):
+        if "__init__" in vars(klass) and klass not in (Prior, nn.Module, object):
+            defaults.update({p.name: p.default for p in inspect.signature(klass.__init__).parameters.values()
+                             if p.default is not p.empty and p.name != "d_z"})
+    return {key: value for key, value in defaults.items() if key in prior_option_names(cls)}
 
 
 def prior_label(name: str) -> str:

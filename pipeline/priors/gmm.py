@@ -10,7 +10,7 @@ import functools
 
 import torch
 
-from pipeline.priors.base import Prior, register_prior
+from pipeline.priors.base import Option, OptionRelation, Prior, register_prior
 from pipeline.priors.mixture import GaussianMixtureBuffers
 
 
@@ -34,6 +34,17 @@ class GMMPrior(Prior):
 
     label = "GMM"
     run_options = ("seed",)
+    # scikit-learn's GaussianMixture bounds (n_components, max_iter >= 1, reg_covar >= 0); EM needs
+    # at least one sample per component
+    option_specs = {
+        "n_components": Option("int", minimum=1),
+        "fit_samples": Option("int", minimum=1),
+        "covariance_jitter": Option("float", minimum=0),
+        "max_iter": Option("int", minimum=1),
+        "reg_covar": Option("float", minimum=0),
+        "seed": Option("int", minimum=0),
+    }
+    option_relations = (OptionRelation("n_components", "<=", "fit_samples", why="EM fits the components to fit_samples points"),)
     exact = True
 
     def __init__(self, d_z: int, n_components: int = 50, fit_samples: int = 2000, covariance_jitter: float = 0.01,

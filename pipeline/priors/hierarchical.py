@@ -28,7 +28,7 @@ import math
 
 import torch
 
-from pipeline.priors.base import LOG_2PI, Prior, randn, register_prior, standard_normal_log_prob
+from pipeline.priors.base import LOG_2PI, Option, OptionRelation, Prior, randn, register_prior, standard_normal_log_prob
 from pipeline.priors.prior_vae import PriorVAE
 
 
@@ -54,6 +54,22 @@ class HierarchicalPrior(Prior):
 
     label = "Hierarchical"
     run_options = ("d_t",)
+    option_specs = {
+        "d_t": Option("int", minimum=1),
+        "n_layers": Option("int", minimum=0),
+        "hidden": Option("int", minimum=1),
+        "std_activation": Option("str", choices=("relu", "softplus")),
+        "sigma_min": Option("float", above=0),
+        "sigma_max": Option("float", above=0),
+        "sigma_init": Option("float"),  # clamped into [sigma_min, sigma_max]
+        "n_is_samples": Option("int", minimum=1),
+        "is_chunk_size": Option("int", minimum=1),
+        "n_bound_samples": Option("int", minimum=1),
+        "is_defensive": Option("float", minimum=0, below=1),
+        "is_widen": Option("float", above=0),
+        "is_std_floor": Option("float", minimum=0),
+    }
+    option_relations = (OptionRelation("sigma_min", "<=", "sigma_max", why="the clamp range of p(z|t)'s std"),)
 
     exact = False
     trained_with_autoencoder = False

@@ -16,7 +16,8 @@ import functools
 import numpy as np
 import torch
 
-from pipeline.priors.base import register_prior
+from pipeline.priors.base import Option, register_prior
+from pipeline.priors.base import OptionRelation
 from pipeline.priors.mixture import GaussianMixtureBuffers
 from pipeline.priors.base import randn
 from pipeline.priors.hierarchical import HierarchicalPrior
@@ -57,6 +58,29 @@ class LadderPrior(HierarchicalPrior):
 
     label = "Ours (LaDDer)"
     run_options = ("d_t", "seed")
+    # the hierarchical prior's options plus the mixture's, with scikit-learn's
+    # BayesianGaussianMixture bounds (weight_concentration_prior > 0, max_iter >= 1, ...)
+    option_specs = {
+        **HierarchicalPrior.option_specs,
+        "n_components": Option("int", minimum=1),
+        "weight_concentration_prior_type": Option("str", choices=("dirichlet_process", "dirichlet_distribution")),
+        "weight_concentration_prior": Option("float", above=0, nullable=True),
+        "mean_prior": Option("float", nullable=True),
+        "mean_precision_prior": Option("float", above=0, nullable=True),
+        "covariance_prior": Option("float", above=0, nullable=True),
+        "degrees_of_freedom_prior": Option("float", nullable=True),
+        "max_iter": Option("int", minimum=1),
+        "reg_covar": Option("float", minimum=0),
+        "covariance_jitter": Option("float", minimum=0),
+        "fit_samples": Option("int", minimum=1),
+        "warmup_epochs": Option("int", minimum=0),
+        "n_hyper_samples": Option("int", minimum=0),
+        "seed": Option("int", minimum=0),
+    }
+    option_relations = HierarchicalPrior.option_relations + (
+        OptionRelation("n_components", "<=", "fit_samples", why="the mixture is fitted to fit_samples points"),
+        OptionRelation("degrees_of_freedom_prior", ">", "d_t", offset=-1, why="scikit-learn's Wishart prior"),
+    )
 
     def __init__(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pipeline.priors.base import Prior, register_prior
+from pipeline.priors.base import Option, Prior, register_prior
 from pipeline.priors.mixture import mixture_log_prob, mixture_sample
 
 
@@ -21,6 +21,7 @@ class GradientMixturePrior(Prior):
 
     label = "MoG (gradient)"
     run_options = ("seed",)
+    option_specs = {"n_components": Option("int", minimum=1), "init_std": Option("float", minimum=0), "seed": Option("int", minimum=0)}
     exact = True
     trained_with_autoencoder = True  # joins the autoencoder's optimiser; no refit between epochs
 

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.priors.base import Prior, randn, register_prior, standard_normal_log_prob
+from pipeline.priors.base import Option, Prior, randn, register_prior, standard_normal_log_prob
 from pipeline.priors.prior_vae import LEAKY_SLOPE
 
 
@@ -166,6 +166,12 @@ class RealNVPPrior(Prior):
     """
 
     label = "Real NVP"
+    option_specs = {
+        "n_blocks": Option("int", minimum=1),
+        "hidden": Option("int", minimum=1),
+        "n_layers": Option("int", minimum=0),
+        "scale_bias": Option("float"),
+    }
     exact = True
     trained_with_autoencoder = True
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pipeline.layers import STD_FLOOR
-from pipeline.priors.base import Prior, diagonal_normal_log_prob, generator_device, randn, register_prior
+from pipeline.priors.base import Option, Prior, diagonal_normal_log_prob, generator_device, randn, register_prior
 
 # health(): a component std within this factor of the encoder's floor counts as "at the floor"
 FLOOR_TOLERANCE = 1.01
@@ -47,6 +47,12 @@ class VampPrior(Prior):
     """
 
     label = "VampPrior"
+    option_specs = {
+        "n_components": Option("int", minimum=1),
+        "pseudo_init_mean": Option("float"),
+        "pseudo_init_std": Option("float", minimum=0),
+        "pseudo_activation": Option("str", choices=("hardtanh", "none")),
+    }
     exact = True
     trained_with_autoencoder = True
 
