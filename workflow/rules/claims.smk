@@ -22,6 +22,6 @@ rule claims:
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline claims --metrics {input.metrics} --fid {input.fid} --slp {input.slp} --alignment {input.alignment}"
+        "exec python -m pipeline claims --metrics {input.metrics} --fid {input.fid} --slp {input.slp} --alignment {input.alignment}"
         " --datasets {params.datasets} --alpha {params.alpha} --ablation-method {params.ablation_method}"
         " --out-prefix results/claims > {log} 2>&1"

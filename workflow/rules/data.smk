@@ -14,4 +14,4 @@ rule prepare_dataset:
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline prepare-data --dataset {wildcards.dataset} --options {params.options:q} {params.download} --out {output} > {log} 2>&1"
+        "exec python -m pipeline prepare-data --dataset {wildcards.dataset} --options {params.options:q} {params.download} --out {output} > {log} 2>&1"

@@ -17,7 +17,7 @@ rule evaluate_model:
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline evaluate --model {input.model} --data {input.data} --options {params.options:q} --device {resources.device}"
+        "exec python -m pipeline evaluate --model {input.model} --data {input.data} --options {params.options:q} --device {resources.device}"
         " --no-progress --out {output} > {log} 2>&1"
 
 
@@ -37,7 +37,7 @@ rule encode:
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline encode --model {input.model} --data {input.data} --device {resources.device} --out {output} > {log} 2>&1"
+        "exec python -m pipeline encode --model {input.model} --data {input.data} --device {resources.device} --out {output} > {log} 2>&1"
 
 
 # Image k of a run is a function of (seed, k) only: sampling.batch_size is an execution setting.
@@ -59,7 +59,7 @@ rule sample:
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline sample --model {input.model} --options {params.options:q} --batch-size {resources.batch_size}"
+        "exec python -m pipeline sample --model {input.model} --options {params.options:q} --batch-size {resources.batch_size}"
         " --device {resources.device} --out {output} > {log} 2>&1"
 
 
@@ -78,4 +78,4 @@ rule sample_grid:
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline sample-grid --samples {input} --rows {params.rows} --out {output.png} {output.pdf} > {log} 2>&1"
+        "exec python -m pipeline sample-grid --samples {input} --rows {params.rows} --out {output.png} {output.pdf} > {log} 2>&1"

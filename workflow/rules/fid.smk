@@ -25,7 +25,7 @@ rule prepare_fid_weights:
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline fid-weights --out {output} > {log} 2>&1"
+        "exec python -m pipeline fid-weights --out {output} > {log} 2>&1"
 
 
 rule fid_reference:
@@ -48,7 +48,7 @@ rule fid_reference:
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline fid-reference --weights {input.weights} --data {input.data} --options {params.options:q}"
+        "exec python -m pipeline fid-reference --weights {input.weights} --data {input.data} --options {params.options:q}"
         " --device {resources.device} --batch-size {resources.batch_size} --threads {threads} --no-progress --out {output} > {log} 2>&1"
 
 
@@ -73,7 +73,7 @@ rule fid_real:
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline fid-real --weights {input.weights} --data {input.data} --reference {input.reference}"
+        "exec python -m pipeline fid-real --weights {input.weights} --data {input.data} --reference {input.reference}"
         " --dataset {wildcards.dataset} --seed {wildcards.seed} --options {params.options:q}"
         " --device {resources.device} --batch-size {resources.batch_size} --threads {threads} --no-progress --out {output} > {log} 2>&1"
 
@@ -101,6 +101,6 @@ rule fid_model:
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline fid --weights {input.weights} --model {input.model} --samples {input.samples} --data {input.data}"
+        "exec python -m pipeline fid --weights {input.weights} --model {input.model} --samples {input.samples} --data {input.data}"
         " --reference {input.reference} --options {params.options:q}"
         " --device {resources.device} --batch-size {resources.batch_size} --threads {threads} --no-progress --out {output} > {log} 2>&1"

@@ -26,7 +26,7 @@ rule figure2:
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline figure2 --model {input.model} --encodings {input.encodings} --methods {params.methods:q}"
+        "exec python -m pipeline figure2 --model {input.model} --encodings {input.encodings} --methods {params.methods:q}"
         " --options {params.options:q} --seed {wildcards.seed} --threads {threads}"
         " --out {output.png} {output.pdf} --table {output.table} > {log} 2>&1"
 
@@ -52,7 +52,7 @@ rule figure3:
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline figure3 --data {input.data} --models {input.models} --samples {input.samples}"
+        "exec python -m pipeline figure3 --data {input.data} --models {input.models} --samples {input.samples}"
         " --options {params.options:q} --threads {threads} --out {output.png} {output.pdf} --table {output.table} > {log} 2>&1"
 
 
@@ -77,7 +77,7 @@ rule figure4:
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline figure4 --models {input.models} --encodings {input.encodings} --options {params.options:q}"
+        "exec python -m pipeline figure4 --models {input.models} --encodings {input.encodings} --options {params.options:q}"
         " --threads {threads} --out {output.png} {output.pdf} --table {output.table} --summary {output.summary} > {log} 2>&1"
 
 
@@ -101,7 +101,7 @@ rule figure_samples:
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline figure-samples --method {wildcards.method} --datasets {params.datasets} --samples {input}"
+        "exec python -m pipeline figure-samples --method {wildcards.method} --datasets {params.datasets} --samples {input}"
         " --seed {params.seed} --options {params.options:q} --out {output.png} {output.pdf} --table {output.table} > {log} 2>&1"
 
 
@@ -126,7 +126,7 @@ rule figure5:
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline figure-interpolation --figure 5 --dataset {wildcards.dataset} --data {input.data}"
+        "exec python -m pipeline figure-interpolation --figure 5 --dataset {wildcards.dataset} --data {input.data}"
         " --model ladder={input.ladder} gmm={input.gmm} normal={input.normal} --options {params.options:q}"
         " --out-prefix results/figures/fig5/{wildcards.dataset} > {log} 2>&1"
 
@@ -150,7 +150,7 @@ rule figure6:
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline figure-interpolation --figure 6 --dataset {wildcards.dataset} --data {input.data}"
+        "exec python -m pipeline figure-interpolation --figure 6 --dataset {wildcards.dataset} --data {input.data}"
         " --model ladder={input.ladder} gmm={input.gmm} normal={input.normal} --options {params.options:q}"
         " --out-prefix results/figures/fig6/{wildcards.dataset} > {log} 2>&1"
 
@@ -172,7 +172,7 @@ rule slp_run:
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline slp-table --model {input.model} --data {input.data} --options {params.options:q} --out {output} > {log} 2>&1"
+        "exec python -m pipeline slp-table --model {input.model} --data {input.data} --options {params.options:q} --out {output} > {log} 2>&1"
 
 
 rule slp_table:
@@ -187,7 +187,7 @@ rule slp_table:
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline concat-tables --inputs {input} --out {output} > {log} 2>&1"
+        "exec python -m pipeline concat-tables --inputs {input} --out {output} > {log} 2>&1"
 
 
 rule fig2:

@@ -38,4 +38,4 @@ rule claims_html:
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline.report report-html --markdown {input} --out {output} > {log} 2>&1"
+        "exec python -m pipeline.report report-html --markdown {input} --out {output} > {log} 2>&1"

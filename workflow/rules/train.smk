@@ -21,5 +21,5 @@ rule train_model:
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline train --settings {params.settings:q} --data {input.data} --out {output.model}"
+        "exec python -m pipeline train --settings {params.settings:q} --data {input.data} --out {output.model}"
         " --device {resources.device} --threads {threads} --data-on-device {resources.data_on_device} --no-progress > {log} 2>&1"
