@@ -158,7 +158,17 @@ def cmd_concat_tables(args) -> None:
 def cmd_table(args) -> None:
     from pipeline.tables import build_table
 
-    build_table(args.name, [Path(p) for p in args.inputs], Path(args.out_prefix))
+    summary = build_table(args.name, [Path(p) for p in args.inputs], Path(args.out_prefix))
+    if args.html:
+        from pipeline.report import write_table_html
+
+        write_table_html(args.name, summary, Path(args.html))
+
+
+def cmd_claims_html(args) -> None:
+    from pipeline.report import write_claims_html
+
+    write_claims_html(Path(args.claims), Path(args.out))
 
 
 def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
@@ -238,6 +248,11 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--name", required=True)
     p.add_argument("--inputs", nargs="+", required=True)
     p.add_argument("--out-prefix", required=True, help="writes PREFIX.csv, PREFIX.md, PREFIX.tex")
+    p.add_argument("--html", help="also the table's page for the Snakemake report (results/tables/{table}.html)")
+
+    p = command("claims-html", cmd_claims_html, "the claims' verdicts as a page for the Snakemake report")
+    p.add_argument("--claims", required=True, help="results/claims.csv")
+    p.add_argument("--out", required=True, help="the HTML page to write")
     return parser
 
 

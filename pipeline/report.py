@@ -1,156 +1,118 @@
-"""Pieces of the Snakemake report (``snakemake --report report.html``, issue 13.5).
+"""Pages of the Snakemake report (``snakemake --report report.html``, issue 13.5).
 
 Snakemake's report shows images and HTML in its viewer but offers a CSV or Markdown file only as
-a download, so every table is also written as a small standalone HTML page: the Markdown grid
-that ``pipeline.tables`` (and ``pipeline.claims``) already write, ours above the paper's values,
-rendered here. The converter knows only the Markdown those writers emit (headings, paragraphs,
-"- " lists, pipe tables, **bold**, `code`); it is not a general Markdown parser.
+a download, so every table and the claims are also written as a small standalone HTML page,
+rendered here from the table data, not from the Markdown: a paper table from its summary frame
+(``pipeline.tables.summarise``; the same per-metric grids and notes the Markdown and LaTeX print),
+the claims from their frame (one row per claim, dataset and subject, as ``results/claims.csv``
+holds it), ours above the paper's values, verdicts coloured.
 
-``read_report`` reads a finished report back (its results, captions and job runtimes are JSON
-inside the page), so tests can check that it holds every table and figure the DAG built.
+The report's viewer shows a page in a frame beside its menu, about 1,000 px wide on a 1,366-px
+laptop screen: each table sits in a container that scrolls sideways, and cells never wrap, so a
+six-prior grid stays one row per line. (workflow/report/style.css keeps the menu's width.)
 
-    python -m pipeline.report report-html --markdown results/tables/table2.md --out results/tables/table2.html
+    python -m pipeline table --name table2 --inputs ... --out-prefix results/tables/table2 --html results/tables/table2.html
+    python -m pipeline claims-html --claims results/claims.csv --out results/claims.html
 """
 
 from __future__ import annotations
 
-import argparse
-import base64
 import html
-import json
+import math
 import re
-import sys
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote_to_bytes
+
+import pandas as pd
 
 from pipeline.provenance import atomic_path
 
-# Rows of our tables whose "Source" cell starts with this are the paper's printed values.
-PAPER_SOURCE = "paper"
 VERDICTS = ("holds", "fails", "inconclusive", "not run")
+CLAIMS_TITLE = "The paper's claims, checked on our runs"
 
 STYLE = """
-body { overflow-x: auto; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; color: #1f2937; margin: 12px 16px; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; color: #1f2937; margin: 12px 16px; }
 h1 { font-size: 18px; margin: 0 0 10px; }
 h2 { font-size: 15px; margin: 18px 0 6px; }
-table { border-collapse: collapse; margin: 4px 0 10px; font-variant-numeric: tabular-nums; font-size: 13px; }
-th, td { white-space: nowrap; }  /* six prior columns: scroll sideways rather than wrap cells into unreadable stacks */
-th, td { border: 1px solid #d1d5db; padding: 3px 8px; vertical-align: top; }
+/* a table wider than the report's viewer scrolls sideways in its own box; its cells never wrap */
+.scroll { overflow-x: auto; max-width: 100%; margin: 4px 0 10px; }
+table { border-collapse: collapse; font-variant-numeric: tabular-nums; font-size: 13px; }
+th, td { white-space: nowrap; border: 1px solid #d1d5db; padding: 3px 8px; vertical-align: top; }
 th { background: #f3f4f6; text-align: left; }
-td.num { text-align: right; white-space: nowrap; }
+td.num { text-align: right; }
+td.long { white-space: normal; min-width: 24ch; max-width: 60ch; }  /* claims' free-text cells: wrap, at a readable width */
 tr.paper td { color: #6b7280; font-style: italic; background: #fafafa; }
 tr.paper td:first-child, tr.paper td:nth-child(2) { font-style: normal; }
 tr.ours + tr.paper td { border-top-style: dotted; }
-td.holds { background: #dcfce7; } td.fails { background: #fee2e2; } td.inconclusive { background: #fef9c3; }
-td.not-run { color: #9ca3af; }
-td.holds, td.fails, td.inconclusive, td.not-run { white-space: nowrap; }
-p, li { max-width: 110ch; } p.note { color: #4b5563; }
+.holds { background: #dcfce7; } .fails { background: #fee2e2; } .inconclusive { background: #fef9c3; }
+.not-run { color: #9ca3af; }
+td span.holds, td span.fails, td span.inconclusive, td span.not-run { padding: 0 3px; }
+p, li { max-width: 110ch; } p.note { color: #4b5563; margin: 2px 0; }
 code { background: #f3f4f6; padding: 0 3px; }
 """
 
 # A table cell that is a number, a mean ± std, or "-" is right-aligned.
-_NUMERIC = re.compile(r"^-?[\d.,]+(e[+-]?\d+)?( ± [\d.,]+(e[+-]?\d+)?)?$|^-$")
+_NUMERIC = re.compile(r"^-?[\d.,]+(e[+-]?\d+)?( ± [\d.,]+(e[+-]?\d+)?)?( †)?$|^-$")
+
+
+def _text(value) -> str:
+    """A cell's text: '' for a missing value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 def _inline(text: str) -> str:
-    """Escape HTML, then the two inline marks our writers use: **bold** and `code`."""
+    """Escape HTML, then the two inline marks prose from our writers uses: **bold** and `code`."""
     out = html.escape(text.strip(), quote=False)
     out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
     return re.sub(r"`(.+?)`", r"<code>\1</code>", out)
 
 
-def _cells(line: str) -> list[str]:
-    return [c.strip() for c in line.strip().strip("|").split("|")]
+def _verdict_class(verdict: str) -> str:
+    return verdict.replace(" ", "-")
 
 
-def _table(lines: list[str]) -> str:
-    """A pipe table (header, separator, rows); the paper's rows and verdict cells get classes."""
-    header = _cells(lines[0])
-    source = header.index("Source") if "Source" in header else None
-    # claims.md: the per-claim tables' "Verdict" column, every column but the first of its summary
-    verdict_columns = {header.index("Verdict")} if "Verdict" in header else set(range(1, len(header))) if header[0] == "Claim" else set()
-    out = ["<table>", "<thead><tr>" + "".join(f"<th>{_inline(h)}</th>" for h in header) + "</tr></thead>", "<tbody>"]
-    for line in lines[2:]:
-        cells = _cells(line)
-        kind = ""
-        if source is not None and source < len(cells):
-            kind = "paper" if cells[source].startswith(PAPER_SOURCE) else "ours"
-        tds = []
-        for column, cell in enumerate(cells):
-            plain = cell.replace("**", "").strip()
-            classes = ["num"] if _NUMERIC.match(plain) else []
-            verdict = next((v for v in VERDICTS if plain.startswith(v)), None)
-            if verdict and column in verdict_columns:
-                classes.append(verdict.replace(" ", "-"))
-            tds.append(f'<td class="{" ".join(classes)}">{_inline(cell)}</td>' if classes else f"<td>{_inline(cell)}</td>")
-        out.append(f'<tr class="{kind}">' if kind else "<tr>")
-        out[-1] += "".join(tds) + "</tr>"
-    return "\n".join(out + ["</tbody>", "</table>"])
+def _table(header: list[str], rows: list[list[str]], row_classes: list[str] | None = None,
+           cell_classes: list[list[str]] | None = None) -> str:
+    """A table in its sideways-scrolling box; cells are HTML already, classes '' for none."""
+    out = ['<div class="scroll"><table>', "<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr></thead>", "<tbody>"]
+    for i, cells in enumerate(rows):
+        kind = row_classes[i] if row_classes else ""
+        classes = cell_classes[i] if cell_classes else [""] * len(cells)
+        tds = "".join(f'<td class="{c}">{cell}</td>' if c else f"<td>{cell}</td>" for cell, c in zip(cells, classes))
+        out.append((f'<tr class="{kind}">' if kind else "<tr>") + tds + "</tr>")
+    return "\n".join(out + ["</tbody>", "</table></div>"])
 
 
-def markdown_html(text: str, title: str | None = None) -> str:
-    """A standalone HTML page from the Markdown our table and claims writers emit.
-
-    Paragraph lines are joined with a space, or with a line break after a line that ends a
-    sentence (the writers put one note per line)."""
-    lines = text.splitlines()
-    body: list[str] = []
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if not line.strip():
-            i += 1
-        elif line.startswith("#"):
-            level = min(len(line) - len(line.lstrip("#")), 3)
-            heading = line.lstrip("#").strip()
-            title = title or heading
-            body.append(f"<h{level}>{_inline(heading)}</h{level}>")
-            i += 1
-        elif line.lstrip().startswith("|"):
-            block = []
-            while i < len(lines) and lines[i].lstrip().startswith("|"):
-                block.append(lines[i])
-                i += 1
-            body.append(_table(block))
-        elif line.startswith("- "):
-            items = []
-            while i < len(lines) and (lines[i].startswith("- ") or (lines[i].startswith("  ") and items)):
-                if lines[i].startswith("- "):
-                    items.append(lines[i][2:])
-                else:
-                    items[-1] += " " + lines[i].strip()
-                i += 1
-            body.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in items) + "</ul>")
-        else:
-            para = ""
-            while i < len(lines) and lines[i].strip() and not lines[i].startswith(("#", "- ")) and not lines[i].lstrip().startswith("|"):
-                if para:
-                    para += "<br>" if para.rstrip().endswith((".", ":")) else " "
-                para += _inline(lines[i])
-                i += 1
-            body.append(f'<p class="note">{para}</p>')
-    head = f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title or "")}</title>'
-    return head + f"<style>{STYLE}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
+def page(title: str, body: list[str]) -> str:
+    """A standalone HTML page: its title as the first heading, then ``body`` (HTML blocks)."""
+    head = f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+    return head + f"<style>{STYLE}</style></head>\n<body>\n<h1>{html.escape(title)}</h1>\n" + "\n".join(body) + "\n</body></html>\n"
 
 
-def write_markdown_html(markdown: Path, out: Path) -> None:
-    """Render one of our Markdown tables (results/tables/*.md, results/claims.md) to ``out``."""
-    try:
-        text = Path(markdown).read_text()
-    except OSError as err:
-        raise ValueError(f"{markdown}: cannot read the Markdown table ({err}); rerun the rule that makes it") from err
+# -- paper tables ---------------------------------------------------------------------------
+def table_html(name: str, summary: pd.DataFrame) -> str:
+    """The page of table ``name`` from its summary frame: per metric a grid with a row of ours
+    and a row of the paper's values per dataset (``pipeline.tables.grid``), then its notes."""
+    from pipeline.tables import TABLES, grid, table_notes
+
+    body = []
+    for metric, frame in grid(name, summary):
+        rows, kinds, classes = [], [], []
+        for (dataset, source), values in zip(frame.index, frame.values):
+            cells = [dataset, source, *map(_text, values)]
+            rows.append([html.escape(c) for c in cells])
+            kinds.append("ours" if source == "ours" else "paper")
+            classes.append(["", ""] + ["num" if _NUMERIC.match(c) else "" for c in cells[2:]])
+        body += [f"<h2>{html.escape(metric.label)}</h2>", _table(["Dataset", "Source", *frame.columns], rows, kinds, classes)]
+    body += [f'<p class="note">{html.escape(note)}</p>' for note in table_notes(name, summary)]
+    return page(TABLES[name].title, body)
+
+
+def write_table_html(name: str, summary: pd.DataFrame, out: Path) -> None:
+    """Write table ``name``'s page (``python -m pipeline table --html``)."""
     with atomic_path(out) as tmp:
-        tmp.write_text(markdown_html(text))
-
-
-def write_table_html(name: str, summary, out: Path) -> None:
-    """The HTML page of table ``name`` from its summary frame (``pipeline.tables.summarise``):
-    for ``python -m pipeline table --html``."""
-    from pipeline.tables import to_markdown
-
-    with atomic_path(out) as tmp:
-        tmp.write_text(markdown_html(to_markdown(name, summary)))
+        tmp.write_text(table_html(name, summary))
 
 
 def table_labels(wildcards) -> dict[str, str]:
@@ -159,69 +121,99 @@ def table_labels(wildcards) -> dict[str, str]:
 
     title = TABLES[wildcards.table].title
     number, _, contents = title.partition(": ")
+    if "Table" not in number:  # a table beyond the paper's: its file name, and the whole title
+        number, contents = wildcards.table, title
     # the report lists label columns in alphabetical order: "table" before "what it shows"
-    return {"table": number if contents else wildcards.table, "what it shows": contents or title}
+    return {"table": number, "what it shows": contents}
 
 
-# -- reading a finished report back --------------------------------------------------------
-@dataclass(frozen=True)
-class ReportContents:
-    results: dict      # result path -> {"name", "caption" (HTML), "mime_type", "data_uri", "job_properties", ...}
-    categories: dict   # category -> subcategory -> list of result paths
-    runtimes: list     # [{"rule", "runtime" (s)}], one per job Snakemake has metadata for
-    description: str   # the workflow description (Snakefile ``report:`` text) as HTML
+# -- the claims -----------------------------------------------------------------------------
+def _rules_html(text: str) -> list[str]:
+    """The claims' verdict rules (prose with "- " items, continuation lines indented) as HTML; prose
+    lines join with a space, or with a line break after a line that ends a sentence."""
+    def paragraph(lines: list[str]) -> str:
+        return '<p class="note">' + "".join(line + ("<br>" if line.endswith((".", ":")) else " ") for line in lines[:-1]) + lines[-1] + "</p>"
 
-    def in_category(self, category: str) -> list[str]:
-        return [path for sub in self.categories.get(category, {}).values() for path in sub]
-
-
-def _script_json(page: str, name: str, script_id: str):
-    # anchored on the script element's id: the bundled libraries hold "var results = ..." too
-    match = re.search(rf'<script id="{script_id}">\s*var {name} = (.*?);\s*</script>', page, re.S)
-    if match is None:
-        raise ValueError(f"no `var {name}` in the page: not a Snakemake (>= 8) HTML report")
-    return json.loads(match.group(1))
-
-
-def read_report(path: Path) -> ReportContents:
-    """Parse the JSON that Snakemake's self-contained report page embeds."""
-    page = Path(path).read_text()
-    categories = _script_json(page, "categories", "categories")
-    runtimes = _script_json(page, "runtimes_spec", "runtimes")["data"]["values"]
-    return ReportContents(_script_json(page, "results", "results"), categories, runtimes, _script_json(page, "workflow_desc", "workflow-desc"))
-
-
-def decode_data_uri(uri: str) -> bytes:
-    """The bytes of an embedded result (``data:<mime>;charset=..;filename=..;base64,<data>``)."""
-    header, _, data = uri.partition(",")
-    return base64.b64decode(data) if header.endswith(";base64") else unquote_to_bytes(data)
+    blocks, items, para = [], [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("- "):
+            if para:
+                blocks.append(paragraph(para))
+                para = []
+            items.append(line[2:])
+        elif line.startswith("  ") and items:
+            items[-1] += " " + line.strip()
+        else:
+            if items:
+                blocks.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in items) + "</ul>")
+                items = []
+            if line.strip():
+                para.append(_inline(line))
+            elif para:
+                blocks.append(paragraph(para))
+                para = []
+    return blocks
 
 
-# -- command line ---------------------------------------------------------------------------
-def cmd_html(args) -> None:
-    write_markdown_html(Path(args.markdown), Path(args.out))
+def claims_html(claims: pd.DataFrame, alpha: float) -> str:
+    """The claims' page from their frame (``pipeline.claims.evaluate_claims``, or results/claims.csv
+    read back): the verdict rules, a grid of verdicts (claim x dataset), then per claim its
+    comparisons; the same cells as pipeline.claims.render's Markdown, verdicts coloured."""
+    from pipeline.claims.definitions import _num
+    from pipeline.claims.render import RULES_TEXT, _difference
+    from pipeline.claims.statistics import RULE_SENTENCE, verdict_label
+    from pipeline.tables import DATASET_LABELS
+
+    records = [{k: ("" if isinstance(v, float) and math.isnan(v) and k not in _NUMBER_COLUMNS else v) for k, v in r.items()}
+               for r in claims.to_dict("records")]  # a CSV read back has NaN where the frame had ""
+    datasets = list(dict.fromkeys(r["dataset"] for r in records))
+    claim_names = list(dict.fromkeys(r["claim"] for r in records))
+    body = _rules_html(RULES_TEXT.format(alpha=alpha))
+    if datasets:
+        rows, classes = [], []
+        for claim in claim_names:
+            cells, cell_classes = [html.escape(claim)], [""]
+            for dataset in datasets:
+                part = [r for r in records if r["claim"] == claim and r["dataset"] == dataset]
+                if len(part) == 1:
+                    cells.append(html.escape(verdict_label(part[0])))
+                    cell_classes.append(_verdict_class(part[0]["verdict"]))
+                else:  # C7 per prior and density, C8 per score: each subject's verdict marked on its own
+                    cells.append(", ".join(f'{html.escape(_text(r["subject"]))}: <span class="{_verdict_class(r["verdict"])}">'
+                                           f"{html.escape(verdict_label(r))}</span>" for r in part) or "-")
+                    cell_classes.append("")
+            rows.append(cells)
+            classes.append(cell_classes)
+        body += ["<h2>Summary</h2>", f'<p class="note">{_inline(RULE_SENTENCE)}</p>',
+                 _table(["Claim", *(DATASET_LABELS.get(d, d) for d in datasets)], rows, cell_classes=classes)]
+    header = ["Dataset", "Subject", "Paper", "Paper agrees", "Ours: mean ± sd [per seed]", "Seeds", "Test", "Deciding comparison",
+              "Difference [95 % CI]", "p", "p (opposite)", "Verdict", "Note"]
+    column_classes = ["", "", "long", "", "long", "num", "long", "long", "", "num", "num"]
+    for claim in claim_names:
+        part = [r for r in records if r["claim"] == claim]
+        rows, classes = [], []
+        for r in part:
+            cells = [DATASET_LABELS.get(r["dataset"], r["dataset"]), _text(r["subject"]), _text(r["paper"]) or "-", _text(r["paper_agrees"]) or "-",
+                     _text(r["ours_per_seed"]) or "-", _text(r["n_seeds"]), _text(r["test"]) or "-", _text(r["deciding"]) or "-", _difference(r),
+                     _num(r["p_value"]), _num(r["p_opposite"])]
+            rows.append([html.escape(c) for c in cells] + [f"<strong>{html.escape(verdict_label(r))}</strong>", html.escape(_text(r["note"]))])
+            classes.append([*column_classes, _verdict_class(r["verdict"]), "long"])
+        body += [f"<h2>{html.escape(claim)}: {html.escape(_text(part[0]['statement']))}</h2>", _table(header, rows, cell_classes=classes)]
+    return page(CLAIMS_TITLE, body)
 
 
-def register_commands(subparsers) -> None:
-    """Add ``report-html`` to ``python -m pipeline``'s subparsers."""
-    p = subparsers.add_parser("report-html", help="render one of our Markdown tables as an HTML page for the Snakemake report")
-    p.set_defaults(func=cmd_html)
-    p.add_argument("--markdown", required=True, help="results/tables/{table}.md or results/claims.md")
-    p.add_argument("--out", required=True, help="the HTML page to write")
+# the claims' numeric columns: NaN there means "no value" to the formatters, not ""
+_NUMBER_COLUMNS = {"n_seeds", "mean", "std", "effect", "difference", "ci_low", "ci_high", "p_value", "p_opposite", "alpha"}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.report", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    register_commands(sub)
-    args = parser.parse_args(argv)
+def write_claims_html(claims_csv: Path, out: Path) -> None:
+    """Write the claims' page from results/claims.csv (``python -m pipeline claims-html``)."""
+    from pipeline.claims.statistics import ALPHA
+
     try:
-        args.func(args)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        claims = pd.read_csv(claims_csv)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{claims_csv}: cannot read the claims table ({err}); rerun the claims rule that makes it") from err
+    alpha = claims["alpha"].dropna().iloc[0] if "alpha" in claims and claims["alpha"].notna().any() else ALPHA
+    with atomic_path(out) as tmp:
+        tmp.write_text(claims_html(claims, float(alpha)))

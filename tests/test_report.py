@@ -1,5 +1,6 @@
-"""The Snakemake report (issue 13.5): tables rendered with the paper's values, and a check that a
-finished report holds every table, figure and claim the DAG built, with captions and run times.
+"""The Snakemake report (issue 13.5): tables rendered from their data with the paper's values, pages
+that read at laptop width, captions whose counts follow the config, and a check that a finished
+report holds every table, figure and claim the DAG built, with captions and run times.
 
 ``check_report(workdir, configfile)`` runs ``snakemake --report`` on a finished workflow and is
 called at the end of tests/test_workflow.py's tiny end-to-end run (no second DAG run here)."""
@@ -10,12 +11,17 @@ import json
 import re
 import subprocess
 import sys
+from collections import namedtuple
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
+from urllib.parse import unquote_to_bytes
 
 import pandas as pd
+import pytest
 
 from pipeline.provenance import REPO_ROOT
-from pipeline.report import decode_data_uri, markdown_html, read_report, write_markdown_html
+from pipeline.report import claims_html, write_table_html
 from pipeline.tables import PAPER_VALUES, build_table
 
 # Rules of the end-to-end run whose job run times the report must show (Statistics panel).
@@ -41,7 +47,7 @@ def test_table_page_shows_ours_above_the_papers_values(tmp_path):
     inputs = [write_run(tmp_path / f"{m}{s}.json", "mnist5k", m, s, elbo=e, rec_error=0.1, cross_entropy=-5.0)
               for m, s, e in [("normal", 0, 100.0), ("normal", 1, 110.0), ("ladder", 0, 120.0), ("ladder", 1, 124.0)]]
     summary = build_table("table3", inputs, tmp_path / "table3")
-    write_markdown_html(tmp_path / "table3.md", tmp_path / "table3.html")
+    write_table_html("table3", summary, tmp_path / "table3.html")
     page = (tmp_path / "table3.html").read_text()
     assert page.startswith("<!doctype html>") and "<title>Table 3:" in page
 
@@ -54,24 +60,147 @@ def test_table_page_shows_ours_above_the_papers_values(tmp_path):
     for column, method in enumerate(["normal", "ladder"], start=2):
         assert ours_cells[column] == f"{ours.loc[method, 'mean']:.1f} ± {ours.loc[method, 'std']:.1f}"
         assert paper_cells[column] == f"{paper.loc[method, 'mean']:.1f} ± {paper.loc[method, 'std']:.1f}"
-    # every cell of the Markdown table reaches the page, numbers right-aligned
+    # the page, rendered from the summary frame, shows every cell the Markdown shows, numbers right-aligned
     markdown_cells = [c.strip() for line in (tmp_path / "table3.md").read_text().splitlines() if line.startswith("| MNIST")
                       for c in line.strip("|").split("|")]
     assert markdown_cells == [c for _, cells in rows(page) for c in cells]
     assert '<td class="num">105.0 ± 7.1</td>' in page
 
 
-def test_claims_verdicts_are_marked_and_text_is_escaped():
-    text = ("# Claims\n\nVerdicts (alpha = 0.05):\n- **holds**: every comparison\n  continues here.\n- **fails**: a rival <wins>\n\n"
-            "## Summary\n\n| Claim | MNIST |\n|---|---|\n| C1 | holds |\n| C2 | inconclusive (1 seed) |\n| C3 | not run |\n\n"
-            "## C1: x\n\n| Dataset | Verdict | Note |\n|---|---|---|\n| MNIST | **fails** | holds nothing |\n")
-    page = markdown_html(text)
-    assert "<title>Claims</title>" in page
-    assert "<li><strong>holds</strong>: every comparison continues here.</li>" in page
+def claim_row(claim, dataset, subject, verdict, note="", statement="LaDDer lowest", p=0.01):
+    from pipeline.claims import CSV_COLUMNS
+
+    row = dict.fromkeys(CSV_COLUMNS, "")
+    row.update(claim=claim, dataset=dataset, subject=subject, statement=statement, paper="paper: ladder: 5.2", paper_agrees="yes",
+               ours_per_seed="ladder: 4 ± 1 [3, 5]", n_seeds=2, test="Welch", deciding="ladder vs gmm", difference=1.5, ci_low=0.5,
+               ci_high=2.5, interval="Welch t", p_value=p, p_opposite=1 - p, alpha=0.05, verdict=verdict, note=note)
+    for key in ("mean", "std", "effect"):
+        row[key] = float("nan")
+    return row
+
+
+def test_claims_page_renders_the_claims_frame_with_verdicts_marked_and_text_escaped(tmp_path):
+    frame = pd.DataFrame([claim_row("C1", "mnist5k", "ladder", "holds"), claim_row("C1", "fashion_mnist", "ladder", "fails", "a rival <wins>"),
+                          claim_row("C2", "mnist5k", "ladder", "inconclusive", "1 seed: means only", p=float("nan")),
+                          claim_row("C7", "mnist5k", "gmm", "not run", statement="SLP higher"),
+                          claim_row("C7", "mnist5k", "ladder", "holds", statement="SLP higher")])
+    page = claims_html(frame, 0.05)
+    assert "<title>The paper&#x27;s claims, checked on our runs</title>" in page and "alpha = 0.05" in page
+    assert re.search(r"<li><strong>holds</strong>: every comparison of the claim is significant in the claimed direction \(one-sided", page)
     assert "a rival &lt;wins&gt;" in page and "<wins>" not in page
+    summary = rows(page)[:3]  # the first grid: claim x dataset
+    assert summary[0][1] == ["C1", "holds", "fails"] and summary[1][1] == ["C2", "inconclusive (1 seed)", "-"]
+    assert summary[2][1][:2] == ["C7", "gmm: not run, ladder: holds"]
     assert '<td class="holds">holds</td>' in page and '<td class="inconclusive">inconclusive (1 seed)</td>' in page
-    assert '<td class="not-run">not run</td>' in page and '<td class="fails"><strong>fails</strong></td>' in page
-    assert "<td>holds nothing</td>" in page  # a Note column is not a verdict
+    assert '<span class="not-run">not run</span>' in page  # several subjects: each verdict marked
+    assert '<td class="fails"><strong>fails</strong></td>' in page and "<h2>C7: SLP higher</h2>" in page
+    per_claim = [cells for _, cells in rows(page)[3:]]
+    assert per_claim[0][0] == "MNIST-5k" and per_claim[0][5] == "2" and per_claim[0][8].startswith("1.5 [0.5, 2.5]")
+    assert per_claim[0][9:12] == ["0.01", "0.99", "holds"] and per_claim[2][9] == "-"
+    # python -m pipeline claims-html: the same page from results/claims.csv read back
+    frame.to_csv(tmp_path / "claims.csv", index=False)
+    from pipeline.cli import build_parser
+
+    args = build_parser(extensions=False).parse_args(["claims-html", "--claims", str(tmp_path / "claims.csv"), "--out", str(tmp_path / "claims.html")])
+    args.func(args)
+    assert (tmp_path / "claims.html").read_text() == page
+
+
+def css_rules(css: str) -> dict[str, str]:
+    """selector -> declarations of a stylesheet (comments dropped)."""
+    return {sel.strip(): body for sel, body in re.findall(r"([^{}]+)\{([^}]*)\}", re.sub(r"/\*.*?\*/", "", css, flags=re.S))}
+
+
+def test_table_pages_scroll_sideways_and_the_menu_keeps_its_width(tmp_path):
+    """Issue 20.5: at 1,280-1,440 px a table scrolls in its own box rather than wrapping one word per
+    line, and Snakemake's menu keeps its width whatever the labels (checked by screenshots too)."""
+    inputs = [write_run(tmp_path / f"{m}{s}.json", "mnist5k", m, s, elbo=100.0 + s, rec_error=0.1, cross_entropy=-5.0)
+              for m in ("normal", "vampprior", "gmm", "hierarchical", "ladder") for s in (0, 1)]
+    write_table_html("table3", build_table("table3", inputs, tmp_path / "table3"), tmp_path / "table3.html")
+    page = (tmp_path / "table3.html").read_text()
+    tables = re.findall(r"(.{0,40})<table>", page)
+    assert len(tables) == page.count("<h2>") == 2 and all(before.endswith('<div class="scroll">') for before in tables), tables
+    style = css_rules(re.search(r"<style>(.*?)</style>", page, re.S).group(1))
+    assert "overflow-x: auto" in style[".scroll"] and "white-space: nowrap" in style["th, td"]
+
+    css = (REPO_ROOT / "workflow" / "report" / "style.css").read_text()
+    nav = css_rules(css)["nav.h-screen.min-w-fit"]  # the menu, not the breadcrumb bar (also a <nav>)
+    assert "min-width: 0" in nav and re.search(r"(^|;)\s*width:\s*\d+(rem|px)", nav), nav
+    # the stylesheet reaches every report built from the repository root
+    profile = (REPO_ROOT / "profiles" / "default" / "config.yaml").read_text()
+    assert re.search(r"^report-stylesheet: workflow/report/style.css$", profile, re.M)
+
+
+def render_caption(name: str, config: dict, **wildcards) -> str:
+    """A caption as Snakemake renders it (snakemake/report/__init__.py: jinja2 with trim_blocks and
+    lstrip_blocks, then docutils), as plain text."""
+    from docutils.core import publish_parts
+    from jinja2 import Environment
+
+    category = namedtuple("Category", "name")  # Snakemake's categories are keyed by objects with a name
+    categories = {category(n): {} for n in ("Tables", "Claims", "Figures", "Samples (supplement Figures 1-5)")}
+    # the link targets Snakemake appends (rst_links)
+    links = "".join(f"\n.. _{n}: javascript:void(0)" for n in ("Workflow", "Statistics", *(c.name for c in categories)))
+    text = (REPO_ROOT / "workflow" / "report" / name).read_text() + "\n" + links + "\n"
+    snakemake = SimpleNamespace(config=config, wildcards=SimpleNamespace(**wildcards))
+    rst = Environment(trim_blocks=True, lstrip_blocks=True).from_string(text).render(snakemake=snakemake, categories=categories, files=[])
+    body = publish_parts(rst, writer="html", settings_overrides={"report_level": 2})["html_body"]
+    assert "system-message" not in body, body
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", "", body)))
+
+
+@pytest.mark.parametrize("epochs, rows", [(1, 4), (3, 7)])
+def test_caption_counts_follow_the_config(epochs, rows):
+    """Issue 20.5: captions said "1 epochs" and "10 x 10 grid" whatever the run."""
+    from pipeline.config import load_config
+
+    config = load_config(REPO_ROOT / "config" / "quick.yaml")
+    config["run"]["datasets"] = ["mnist5k"]
+    config["datasets"]["mnist5k"]["epochs"] = epochs
+    config["sampling"]["grid_rows"] = rows
+    config["figures"]["samples_grid_rows"] = rows + 1
+    trained = f"{epochs} epoch{'s' if epochs != 1 else ''}"
+    table = render_caption("tables.rst", config, table="table3")
+    assert f"mnist5k for {trained} (batch" in table
+    workflow = render_caption("workflow.rst", config)
+    assert f"mnist5k: {trained}, batch" in workflow and f"a {rows} x {rows} grid of generations" in workflow
+    assert f"{(rows + 1) ** 2} samples ({rows + 1} x {rows + 1}" in render_caption("samples_grid.rst", config, method="ladder")
+    for caption in (table, workflow):
+        assert "1 epochs" not in caption and "10 x 10" not in caption
+
+
+# -- reading a finished report back --------------------------------------------------------
+@dataclass(frozen=True)
+class ReportContents:
+    results: dict      # result path -> {"name", "caption" (HTML), "mime_type", "data_uri", "job_properties", ...}
+    categories: dict   # category -> subcategory -> list of result paths
+    runtimes: list     # [{"rule", "runtime" (s)}], one per job Snakemake has metadata for
+    description: str   # the workflow description (Snakefile ``report:`` text) as HTML
+
+    def in_category(self, category: str) -> list[str]:
+        return [path for sub in self.categories.get(category, {}).values() for path in sub]
+
+
+def _script_json(page: str, name: str, script_id: str):
+    # anchored on the script element's id: the bundled libraries hold "var results = ..." too
+    match = re.search(rf'<script id="{script_id}">\s*var {name} = (.*?);\s*</script>', page, re.S)
+    if match is None:
+        raise ValueError(f"no `var {name}` in the page: not a Snakemake (>= 8) HTML report")
+    return json.loads(match.group(1))
+
+
+def read_report(path: Path) -> ReportContents:
+    """Parse the JSON that Snakemake's self-contained report page embeds."""
+    page = Path(path).read_text()
+    categories = _script_json(page, "categories", "categories")
+    runtimes = _script_json(page, "runtimes_spec", "runtimes")["data"]["values"]
+    return ReportContents(_script_json(page, "results", "results"), categories, runtimes, _script_json(page, "workflow_desc", "workflow-desc"))
+
+
+def decode_data_uri(uri: str) -> bytes:
+    """The bytes of an embedded result (``data:<mime>;charset=..;filename=..;base64,<data>``)."""
+    header, _, data = uri.partition(",")
+    return base64.b64decode(data) if header.endswith(";base64") else unquote_to_bytes(data)
 
 
 def test_read_report_parses_snakemake_page(tmp_path):
@@ -102,12 +231,15 @@ def check_report(workdir: Path, configfile: Path, timeout: int = 600, snakefile:
     (as its HTML page, with the paper's rows), the claims' verdicts, every figure the DAG wrote
     under results/figures, each with a caption, and the jobs' run times. ``workdir`` must hold a
     finished run of ``configfile`` and nothing older (every PNG under results/figures is expected
-    in the report). Returns the contents (pipeline.report.ReportContents)."""
+    in the report). Returns the contents (ReportContents)."""
     workdir = Path(workdir)
     out = workdir / "report.html"
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--report", str(out), "--configfile", str(configfile)]
+    # outside the repository root profiles/default (which names the stylesheet) is not loaded
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--report", str(out), "--configfile", str(configfile),
+               "--report-stylesheet", str(REPO_ROOT / "workflow" / "report" / "style.css")]
     result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert "nav.h-screen.min-w-fit" in out.read_text(), "the report lacks workflow/report/style.css (the menu would widen)"
     contents = read_report(out)
     assert contents.description.strip(), "no workflow description: the Snakefile needs `report: \"workflow/report/workflow.rst\"`"
 

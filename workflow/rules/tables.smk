@@ -1,6 +1,6 @@
 # Paper tables: mean +- std over seeds, paper values beside ours (pipeline/tables.py). Each table is
-# also rendered as an HTML page (pipeline/report.py): Snakemake's report shows HTML in its viewer but
-# offers CSV and Markdown only as downloads, so the HTML is what `snakemake --report` displays.
+# also rendered as an HTML page from the table data (pipeline/report.py): Snakemake's report shows HTML
+# in its viewer but offers CSV and Markdown only as downloads, so the HTML is what `snakemake --report` displays.
 from pipeline.report import table_labels
 
 
@@ -21,14 +21,14 @@ rule table:
     conda:
         "../../environment.yml"
     shell:
-        "python -m pipeline table --name {wildcards.table} --inputs {input} --out-prefix results/tables/{wildcards.table} > {log} 2>&1"
-        " && python -m pipeline.report report-html --markdown {output.md} --out {output.html} >> {log} 2>&1"
+        "exec python -m pipeline table --name {wildcards.table} --inputs {input} --out-prefix results/tables/{wildcards.table}"
+        " --html {output.html} > {log} 2>&1"
 
 
-# The claims' verdicts as a page of the report (results/claims.md rendered, as the tables are).
+# The claims' verdicts as a page of the report, rendered from the claims table (results/claims.csv).
 rule claims_html:
     input:
-        "results/claims.md",
+        "results/claims.csv",
     output:
         report("results/claims.html", caption="../report/claims.rst", category="Claims", labels={"claims": "C1-C8 verdicts"}),
     log:
@@ -38,4 +38,4 @@ rule claims_html:
     conda:
         "../../environment.yml"
     shell:
-        "exec python -m pipeline.report report-html --markdown {input} --out {output} > {log} 2>&1"
+        "exec python -m pipeline claims-html --claims {input} --out {output} > {log} 2>&1"
