@@ -120,6 +120,7 @@ def evaluate(vae: VAE, images: torch.Tensor, mc_samples: int = 1, is_samples: in
         mc_samples=mc_samples,
         is_samples=None if prior.exact else is_samples,
     )
+    result.update(prior.fit_summary())  # the mixture's final component count (LaDDer, GMM)
     return result
 
 

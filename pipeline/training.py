@@ -8,6 +8,13 @@ Per minibatch (supplement B, block coordinate ascent, generalised to every prior
 At each epoch end the prior refits what it fits between epochs (EM GMM, DP mixture of LaDDer)
 from posterior samples of the training set.
 
+The original code's warm-up ('sg_pretraining', ``Prior.begin_epoch``): for the first W epochs of
+the hierarchical, LaDDer and VampPrior priors the encoder is trained against N(0, I) on z, with no
+term of the prior in its loss; the prior's own parameters train from epoch W and LaDDer's mixture
+is first fitted at its end. The prior's parameter groups have their own learning rates
+(``learning_rate``: 3e-4 for the prior VAE and the pseudo-inputs, 2e-4 for sigma_in, x1.01 per
+epoch, as the original).
+
 Optimiser details from the original code (NOTES section 2): Adam beta2 = 0.95, element-wise
 gradient clipping (``grad_clip_value``; off at paper scale, see README "Reconstruction gap"),
 autoencoder lr x0.99 per epoch, prior lr x1.01 per epoch.
@@ -42,6 +49,7 @@ from pipeline.data import load_split
 from pipeline.devices import resolve_device  # noqa: F401 (one home for devices; callers import it from here too)
 from pipeline.models import VAE, build_vae
 from pipeline.models.vae import MIN_SCALE
+from pipeline.priors.mixture import COLLAPSED_COMPONENTS
 from pipeline.provenance import atomic_path, provenance, write_json
 
 log = logging.getLogger(__name__)
@@ -57,22 +65,49 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 def make_optimisers(vae: VAE, settings: dict) -> tuple[torch.optim.Adam, torch.optim.Adam | None]:
+    """The autoencoder's Adam and, for priors with a block step, the prior's. Each parameter group
+    has a ``role`` that sets its learning rate (``set_learning_rates``): "autoencoder"; "prior"
+    (the prior VAE's networks, or a prior trained by the ELBO such as the VampPrior's
+    pseudo-inputs, when ``prior_learning_rate`` is set: the original gave both an optimiser of
+    their own); "prior_scale" (the prior VAE's sigma_in when ``prior_scale_learning_rate`` is
+    set: its own Adam in the original). Adam's state is per parameter, so a group with its own
+    rate is the same as an optimiser of its own."""
     betas = (settings["adam_beta1"], settings["adam_beta2"])
     prior = vae.prior
     ae_params = [p for name, p in vae.named_parameters() if not name.startswith("prior.") and p.requires_grad]
-    if prior.trained_with_autoencoder:
-        ae_params += list(prior.parameters())
-    ae_opt = torch.optim.Adam(ae_params, lr=settings["learning_rate"], betas=betas)
-    prior_opt = torch.optim.Adam(prior.parameters(), lr=settings["learning_rate"], betas=betas) if prior.has_block_step else None
-    return ae_opt, prior_opt
+    ae_groups = [{"params": ae_params, "role": "autoencoder"}]
+    if prior.trained_with_autoencoder and any(True for _ in prior.parameters()):
+        if settings.get("prior_learning_rate") is None:
+            ae_params += list(prior.parameters())  # the autoencoder's rate and decay
+        else:
+            ae_groups.append({"params": list(prior.parameters()), "role": "prior"})
+    ae_opt = torch.optim.Adam(ae_groups, lr=settings["learning_rate"], betas=betas)
+    if not prior.has_block_step:
+        return ae_opt, None
+    own_scale = settings.get("prior_scale_learning_rate") is not None
+    scale = [p for name, p in prior.named_parameters() if own_scale and name in prior.scale_parameters]
+    rest = [p for p in prior.parameters() if all(p is not q for q in scale)]
+    prior_groups = [{"params": rest, "role": "prior"}] + ([{"params": scale, "role": "prior_scale"}] if scale else [])
+    return ae_opt, torch.optim.Adam(prior_groups, lr=settings["learning_rate"], betas=betas)
+
+
+def learning_rate(settings: dict, role: str, epoch: int) -> float:
+    """The rate of a parameter group in epoch ``epoch`` (0-based). The autoencoder's decays x0.99
+    per epoch and the prior's grows x1.01, counted from the first epoch as the original's
+    ``1.01 ** (cur_epoch - 1)`` (not from the warm-up's end); a prior rate left null follows
+    the autoencoder's base rate (this repository's protocol before issue 18)."""
+    if role == "autoencoder":
+        return settings["learning_rate"] * settings["lr_decay"] ** epoch
+    base = settings.get("prior_scale_learning_rate") if role == "prior_scale" else None
+    base = base if base is not None else settings.get("prior_learning_rate")
+    base = base if base is not None else settings["learning_rate"]
+    return base * settings["prior_lr_growth"] ** epoch
 
 
 def set_learning_rates(ae_opt, prior_opt, settings: dict, epoch: int) -> None:
-    for group in ae_opt.param_groups:
-        group["lr"] = settings["learning_rate"] * settings["lr_decay"] ** epoch
-    if prior_opt is not None:
-        for group in prior_opt.param_groups:
-            group["lr"] = settings["learning_rate"] * settings["prior_lr_growth"] ** epoch
+    for opt in (ae_opt, prior_opt):
+        for group in (opt.param_groups if opt is not None else ()):
+            group["lr"] = learning_rate(settings, group.get("role", "autoencoder"), epoch)
 
 
 def _clip(optimiser: torch.optim.Optimizer, value: float | None) -> None:
@@ -164,6 +199,8 @@ def _train(settings, dataset_path, model_path, run, stop_after_epoch, progress, 
             return model_path
         started = time.time()
         set_learning_rates(ae_opt, prior_opt, settings, epoch)
+        vae.prior.begin_epoch(epoch)
+        prior_trains = vae.prior.trains_in_epoch(epoch)
         generator = epoch_generator(seed, epoch)
         order = torch.randperm(n, generator=generator)
         sums: dict[str, float] = {}
@@ -183,7 +220,7 @@ def _train(settings, dataset_path, model_path, run, stop_after_epoch, progress, 
             if vae.prior.trained_with_autoencoder:
                 vae.prior.after_step()
             logged = {k: terms[k].detach().mean() for k in ("elbo", "rec_loglik", "entropy", "log_prior", "mae")}
-            if prior_opt is not None:
+            if prior_opt is not None and prior_trains:
                 prior_loss = vae.prior.block_loss(terms["z"].detach())
                 prior_opt.zero_grad(set_to_none=True)
                 prior_loss.backward()
@@ -202,7 +239,7 @@ def _train(settings, dataset_path, model_path, run, stop_after_epoch, progress, 
         bar.close()
 
         row = {"epoch": epoch + 1, **{key: value / n for key, value in sums.items()}}
-        row.update(scale=vae.scale.item(), lr=ae_opt.param_groups[0]["lr"])
+        row.update(scale=vae.scale.item(), lr=ae_opt.param_groups[0]["lr"], against_standard_normal=vae.prior.warming_up)
         if vae.prior.fit_samples:
             fit_images = images[torch.randperm(n, generator=generator)[: vae.prior.fit_samples].to(images.device)].to(device)
             vae.eval()
@@ -221,6 +258,10 @@ def _train(settings, dataset_path, model_path, run, stop_after_epoch, progress, 
         if fits:
             _write_jsonl(run.prior_fits, fits)
 
+    final = vae.prior.fit_summary()
+    if final.get("mixture_components", COLLAPSED_COMPONENTS + 1) <= COLLAPSED_COMPONENTS:
+        log.warning("the prior's mixture ended with %d active component(s) (largest weight %.3f): it has collapsed "
+                    "(tables flag this run)", final["mixture_components"], final["mixture_largest_weight"])
     scale_source = "learned scalar (training.decoder_scale: learned)"
     if vae.scale_mode == "mle":
         scale = training_set_scale(vae, images, device, seed)
@@ -236,11 +277,20 @@ def _resume(run: Run, settings: dict, vae, ae_opt, prior_opt, device) -> tuple[i
     """Load this run's checkpoint if there is one; returns (epochs done, stats rows, fit records).
 
     A checkpoint of other scientific settings is not this run's: it is moved aside (never
-    deleted) with the differing keys named, and training starts from epoch 1.
+    deleted) with the differing keys named, and training starts from epoch 1. So is one that
+    cannot be read (truncated by a full disk or a copy; atomic writes make that rare): it is
+    the only checkpoint a run keeps, so training restarts from epoch 1, saying so.
     """
     if not run.checkpoint.exists():
         return 0, [], []
-    state = torch.load(run.checkpoint, map_location=device, weights_only=False)
+    try:
+        state = torch.load(run.checkpoint, map_location=device, weights_only=False)
+    except Exception as err:  # torch raises RuntimeError, EOFError, OSError, pickle errors, ... on damaged files
+        aside = run.checkpoint.with_name(f"checkpoint.damaged-{time.strftime('%Y%m%d-%H%M%S')}.pt")
+        run.checkpoint.rename(aside)
+        log.warning("%s cannot be read (%s: %s); moved to %s, starting from epoch 1", run.checkpoint, type(err).__name__,
+                    str(err).splitlines()[0] if str(err) else "", aside.name)
+        return 0, [], []
     theirs = identity(state["settings"])
     theirs.setdefault("variant", settings.get("variant"))
     if theirs != settings:

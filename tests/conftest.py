@@ -48,7 +48,7 @@ TINY_PRIOR_OPTIONS = SMALL_PRIOR_OPTIONS  # the name older tests import
 
 
 def tiny_settings(method: str, epochs: int = 3, seed: int = 0) -> dict:
-    config = load_config()
+    config = load_config(REPO_ROOT / "config" / "quick.yaml")
     config["methods"] = {method: {"prior": method, "options": TINY_PRIOR_OPTIONS.get(method, {})}}
     settings = run_settings(config, "mnist5k", method, seed)
     settings.update(epochs=epochs, batch_size=16, train_limit=None, d_z=4)

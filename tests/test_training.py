@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from pipeline.artefacts import load_model, to_float
+from pipeline.models import VAE, build_vae
 from pipeline.priors import PRIORS
-from pipeline.training import TrainingDiverged, train
+from pipeline.priors.base import standard_normal_log_prob
+from pipeline.training import TrainingDiverged, make_optimisers, set_learning_rates, train
 from tests.conftest import tiny_settings
 
 
@@ -187,7 +189,8 @@ def test_block_coordinate_schedule(tmp_path, tiny_dataset, monkeypatch):
         loss = original_block_loss(self, z)
         params = [p for p in self.parameters() if p.requires_grad]
         grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
-        block_grads.append({id(p): (g if g is not None else torch.zeros_like(p)).clamp(-1, 1) for p, g in zip(params, grads)})
+        clip = settings["grad_clip_value"] or float("inf")
+        block_grads.append({id(p): (g if g is not None else torch.zeros_like(p)).clamp(-clip, clip) for p, g in zip(params, grads)})
         return loss
 
     def fit(self, z, epoch):
@@ -217,13 +220,76 @@ def test_block_coordinate_schedule(tmp_path, tiny_dataset, monkeypatch):
             torch.testing.assert_close(grad, expected[pid], msg="autoencoder gradient leaked into the prior-VAE step")
 
 
-def test_prior_trained_with_the_autoencoder_joins_its_optimiser(tmp_path, tiny_dataset, monkeypatch):
-    settings = tiny_settings("vampprior", epochs=1)
+@pytest.mark.parametrize("own_rate", [None, 3e-4])
+def test_prior_trained_with_the_autoencoder_joins_its_optimiser(tmp_path, tiny_dataset, monkeypatch, own_rate):
+    """The VampPrior's pseudo-inputs are stepped with the autoencoder, by the same ELBO gradient; with
+    training.prior_learning_rate set (the original) in a group of their own with the prior's rate."""
+    settings = {**tiny_settings("vampprior", epochs=2), "prior_learning_rate": own_rate}
+    settings["prior_options"]["warmup_epochs"] = 0
     steps = _spy_optimiser_steps(monkeypatch, None)
     model = train(settings, tiny_dataset, tmp_path / "model.pt", progress=False)
     vae, _ = load_model(model)
     assert len({frozenset(s["ids"]) for s in steps}) == 1  # one optimiser only
     assert len(steps[0]["ids"]) == sum(1 for p in vae.parameters() if p.requires_grad)
+    ae_opt, _ = make_optimisers(vae, settings)
+    roles = {group["role"]: len(group["params"]) for group in ae_opt.param_groups}
+    assert roles == ({"autoencoder": len(steps[0]["ids"])} if own_rate is None else {"autoencoder": len(steps[0]["ids"]) - 1, "prior": 1})
+    set_learning_rates(ae_opt, None, settings, epoch=2)
+    rates = {group["role"]: group["lr"] for group in ae_opt.param_groups}
+    assert rates["autoencoder"] == pytest.approx(settings["learning_rate"] * 0.99 ** 2)
+    if own_rate is not None:
+        assert rates["prior"] == pytest.approx(own_rate * 1.01 ** 2)
+
+
+def test_the_prior_vae_and_its_scale_have_the_original_learning_rates(tiny_dataset):
+    settings = {**tiny_settings("ladder"), "prior_learning_rate": 3e-4, "prior_scale_learning_rate": 2e-4}
+    vae = build_vae(settings)
+    _, prior_opt = make_optimisers(vae, settings)
+    set_learning_rates(*make_optimisers(vae, settings)[:1], prior_opt, settings, epoch=3)
+    groups = {group["role"]: group for group in prior_opt.param_groups}
+    assert [p is vae.prior.vae.sigma_in for p in groups["prior_scale"]["params"]] == [True]
+    assert groups["prior"]["lr"] == pytest.approx(3e-4 * 1.01 ** 3) and groups["prior_scale"]["lr"] == pytest.approx(2e-4 * 1.01 ** 3)
+    assert sum(len(g["params"]) for g in groups.values()) == sum(1 for _ in vae.prior.parameters())
+    # null rates: the old protocol, one group at the autoencoder's base rate
+    old = {**settings, "prior_learning_rate": None, "prior_scale_learning_rate": None}
+    _, prior_opt = make_optimisers(vae, old)
+    set_learning_rates(*make_optimisers(vae, old)[:1], prior_opt, old, epoch=3)
+    assert [g["role"] for g in prior_opt.param_groups] == ["prior"]
+    assert prior_opt.param_groups[0]["lr"] == pytest.approx(old["learning_rate"] * 1.01 ** 3)
+
+
+@pytest.mark.parametrize("method", ["hierarchical", "ladder", "vampprior"])
+def test_the_original_warm_up_trains_z_against_the_standard_normal_first(tmp_path, tiny_dataset, monkeypatch, method):
+    """The original's 'sg_pretraining' with W = 2: in epoch 1 the encoder's log p(z) term is
+    log N(z; 0, I) and the prior's parameters do not move; the prior trains from epoch 2 (the last
+    warm-up epoch) and the mixture is first fitted at its end; from epoch 3 the encoder sees the prior."""
+    settings = tiny_settings(method, epochs=3)
+    settings["prior_options"].update(warmup_epochs=2, **({"warmup_mode": "standard_normal"} if method != "vampprior" else {}))
+    seen = []
+    original = VAE.terms
+
+    def terms(self, x):
+        out = original(self, x)
+        seen.append((self.prior.warming_up, torch.allclose(out["log_prior"], standard_normal_log_prob(out["z"]))))
+        return out
+
+    monkeypatch.setattr(VAE, "terms", terms)
+    run = tmp_path / "run"
+    train(settings, tiny_dataset, run / "model.pt", progress=False, stop_after_epoch=1)
+    after_one = torch.load(run / "checkpoint.pt", weights_only=False)["model"]
+    torch.manual_seed(settings["seed"])
+    initial = build_vae(settings).state_dict()  # the same seed builds the same initial weights
+    prior_keys = [k for k in after_one if k.startswith("prior.") and "mixture" not in k and k in initial and initial[k].is_floating_point()]
+    assert prior_keys and all(torch.equal(after_one[k], initial[k]) for k in prior_keys)  # untouched in epoch 1
+    train(settings, tiny_dataset, run / "model.pt", progress=False)
+    per_epoch = len(seen) // 3
+    assert all(warm and standard for warm, standard in seen[: 2 * per_epoch])
+    assert not any(warm for warm, _ in seen[2 * per_epoch:]) and not all(standard for _, standard in seen[2 * per_epoch:])
+    stats = (run / "stats.csv").read_text().splitlines()
+    assert [line.split(",")[stats[0].split(",").index("against_standard_normal")] for line in stats[1:]] == ["True", "True", "False"]
+    if method == "ladder":
+        fits = [json.loads(line) for line in (run / "prior_fit.jsonl").read_text().splitlines()]
+        assert [f["fitted"] for f in fits] == [False, True, True]
 
 
 def test_ladder_refits_its_mixture_every_epoch_after_warm_up(tmp_path, tiny_dataset):

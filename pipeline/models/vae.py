@@ -98,7 +98,7 @@ class VAE(nn.Module):
         mean, std = self.encode(x)                    # (B,d_z) each
         z = mean + std * torch.randn_like(std)        # (B,d_z)
         x_mean = self.decode(z)                       # (B,C,H,W)
-        log_pz = self.prior.training_log_prob(z)
+        log_pz = self.prior.loss_log_prob(z)  # N(0, I) during the original's warm-up
         mae = (x - x_mean).abs().mean()
         scale = mae.detach().clamp_min(MIN_SCALE) if (self.training and self.scale_mode == "mle") else self.scale
         rec = laplace_log_likelihood(x, x_mean, scale)

@@ -92,6 +92,36 @@ class Prior(nn.Module):
     def fit(self, z: torch.Tensor, epoch: int) -> dict:
         return {}
 
+    # -- warm-up (the original code's 'sg_pretraining') -----------------------------------
+    # Priors with a warm-up set ``warmup_epochs`` W from their options. With ``warmup_mode``
+    # "standard_normal" (the original's protocol) the encoder is trained against N(0, I) on z
+    # for the first W epochs, with no term of the prior in its loss; the prior's own parameters
+    # start training in epoch W (the last warm-up epoch, as the original's ``cur_epoch >
+    # sg_pretraining - 1``), so the first refit at its end sees a trained prior VAE; from epoch
+    # W + 1 the encoder sees the prior. "prior_vae" keeps the prior's term in the loss from the
+    # first step (this repository's protocol before issue 18). W = 0: no warm-up.
+    warmup_epochs: int = 0
+    warmup_mode: str = "standard_normal"
+    warming_up: bool = False  # set by begin_epoch: the data VAE's loss uses log N(z; 0, I)
+    # names of parameters that get the prior-scale learning rate (training.prior_scale_learning_rate)
+    scale_parameters: tuple[str, ...] = ()
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Called by the trainer before epoch ``epoch`` (0-based)."""
+        self.warming_up = self.warmup_mode == "standard_normal" and epoch < self.warmup_epochs
+
+    def trains_in_epoch(self, epoch: int) -> bool:
+        """Whether the prior's own parameters are updated in epoch ``epoch`` (0-based)."""
+        return self.warmup_mode != "standard_normal" or epoch >= self.warmup_epochs - 1
+
+    def loss_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """The data VAE's log p(z) term now: N(0, I) while warming up, else ``training_log_prob``."""
+        return standard_normal_log_prob(z) if self.warming_up else self.training_log_prob(z)
+
+    def fit_summary(self) -> dict:
+        """Numbers describing a fitted prior for metrics.json (the mixtures' component counts)."""
+        return {}
+
     def health(self) -> list[str]:
         bad = [n for n, p in self.named_parameters() if not torch.isfinite(p).all()]
         return [f"non-finite values in prior parameter {n}" for n in bad]

@@ -72,5 +72,8 @@ class GMMPrior(Prior):
     def fit(self, z: torch.Tensor, epoch: int) -> dict:
         return self.mixture.fit(z, self.seed + int(epoch))
 
+    def fit_summary(self) -> dict:
+        return self.mixture.summary() if int(self.mixture.n_fits) else {}
+
     def health(self) -> list[str]:
         return super().health() + self.mixture.problems()

@@ -5,8 +5,8 @@ scikit-learn's variational ``BayesianGaussianMixture`` (Sec. 3.2) to t ~ q(t|z) 
 posterior samples z (the aggregate hyper posterior, supplement A). As the original code,
 log p(t) uses the fitted point estimates (weights_, means_, covariances_), held as buffers: no
 gradient reaches the mixture, the paper's bound L(t; xi) of Eq. 6 is not used in the loss.
-Starts as N(0, I) (supplement B) and stays so for ``warmup_epochs`` (the original's
-'sg_pretraining').
+Starts as N(0, I) (supplement B) and stays so until the first refit, at the end of epoch
+``warmup_epochs`` (the original's 'sg_pretraining'; the warm-up itself is the hierarchical prior's).
 """
 
 from __future__ import annotations
@@ -41,11 +41,17 @@ class LadderPrior(HierarchicalPrior):
       ``null`` mean or covariance prior takes scikit-learn's data-dependent default instead
       (the data mean / covariance of the t samples, the original code's setting).
     - ``max_iter=100``, ``reg_covar=1e-6``: scikit-learn's variational-inference settings
-      (its defaults); ``covariance_type`` is 'full', ``warm_start`` True.
+      (its defaults); ``covariance_type`` is 'full'.
+    - ``refit='cold'``: each refit starts afresh (k-means initialisation seeded by ``seed +
+      epoch``); 'warm' starts from the previous epoch's fit, as the original code. Warm refits
+      collapse (issue 18; experiments/mixture_refit): components that the previous fit placed
+      where t no longer is get no responsibility, their weights go to the concentration prior
+      and they never come back, so after the first refit at d_t = 16 one or two components held
+      all the weight.
     - ``covariance_jitter=0.0``: added to the fitted covariances in log p(t) and sampling.
     - ``fit_samples=2000``: posterior samples z the trainer passes to ``fit`` (one t each).
-    - ``warmup_epochs=5``: the number of epochs trained against N(0, I) (the original's
-      'sg_pretraining': 5 on MNIST, 10 on CelebA). ``fit(z, epoch)`` takes the 0-based index
+    - ``warmup_epochs`` (the hierarchical prior's option, the original's 'sg_pretraining': 5 on
+      MNIST, 10 on Fashion-MNIST and CelebA). ``fit(z, epoch)`` takes the 0-based index
       of the epoch that just ended (the trainer's loop variable) and keeps N(0, I) while
       ``epoch + 1 < warmup_epochs``: the first mixture is fitted at the end of epoch
       ``warmup_epochs`` (1-based) and used from the next one. 0 and 1 both mean: fit after the
@@ -71,9 +77,9 @@ class LadderPrior(HierarchicalPrior):
         "degrees_of_freedom_prior": Option("float", nullable=True),
         "max_iter": Option("int", minimum=1),
         "reg_covar": Option("float", minimum=0),
+        "refit": Option("str", choices=("cold", "warm")),
         "covariance_jitter": Option("float", minimum=0),
         "fit_samples": Option("int", minimum=1),
-        "warmup_epochs": Option("int", minimum=0),
         "n_hyper_samples": Option("int", minimum=0),
         "seed": Option("int", minimum=0),
     }
@@ -94,9 +100,9 @@ class LadderPrior(HierarchicalPrior):
         degrees_of_freedom_prior: float | None = None,
         max_iter: int = 100,
         reg_covar: float = 1e-6,
+        refit: str = "cold",
         covariance_jitter: float = 0.0,
         fit_samples: int = 2000,
-        warmup_epochs: int = 5,
         n_hyper_samples: int = 100,
         seed: int = 0,
         **hierarchical_options,
@@ -117,11 +123,10 @@ class LadderPrior(HierarchicalPrior):
             degrees_of_freedom_prior=float(self.d_t if degrees_of_freedom_prior is None else degrees_of_freedom_prior),
             max_iter=max_iter,
             reg_covar=reg_covar,
-            warm_start=True,
+            warm_start=refit == "warm",
         )
         self.mixture = GaussianMixtureBuffers(n_components, self.d_t, factory, covariance_jitter)
         self.fit_samples = int(fit_samples)
-        self.warmup_epochs = int(warmup_epochs)
         self.n_hyper_samples = int(n_hyper_samples)
         self.seed = int(seed)
 
@@ -152,6 +157,9 @@ class LadderPrior(HierarchicalPrior):
         g = torch.Generator(device=device).manual_seed(self.seed + int(epoch))
         t = mean_t + std_t * randn(tuple(mean_t.shape), mean_t, g)  # (N, d_t)
         return {"fitted": True, **self.mixture.fit(t, self.seed + int(epoch))}
+
+    def fit_summary(self) -> dict:
+        return self.mixture.summary() if int(self.mixture.n_fits) else {}
 
     def health(self) -> list[str]:
         return super().health() + self.mixture.problems(collapse_threshold=0.99)

@@ -25,6 +25,12 @@ from torch import nn
 from pipeline.priors.base import LOG_2PI, generator_device, randn
 
 
+# A component is "active" above this weight (the original code's 1e-2 for its fitted mixtures).
+ACTIVE_WEIGHT = 1e-2
+# A mixture with this many active components or fewer is reported as collapsed (logs, tables).
+COLLAPSED_COMPONENTS = 2
+
+
 # -- functional mixture density and sampling ------------------------------------------------
 def mixture_log_prob(
     x: torch.Tensor,
@@ -221,12 +227,18 @@ class GaussianMixtureBuffers(nn.Module):
         self.n_fits += 1
         w = np.sort(np.asarray(est.weights_))[::-1]
         return {
-            "n_active": int((w > 1e-2).sum()),
+            "n_active": int((w > ACTIVE_WEIGHT).sum()),
+            "largest_weight": float(w[0]),
             "weights": [float(v) for v in w],
             "lower_bound": float(est.lower_bound_),
             "converged": bool(est.converged_),
             "n_iter": int(est.n_iter_),
         }
+
+    def summary(self) -> dict:
+        """The mixture as fitted now: components with weight > 0.01 and the largest weight."""
+        w = self.weights.detach().cpu()
+        return {"mixture_components": int((w > ACTIVE_WEIGHT).sum()), "mixture_largest_weight": float(w.max())}
 
     def problems(self, collapse_threshold: float | None = 0.99) -> list[str]:
         """Non-finite buffers; after a fit, one component holding more than the threshold."""

@@ -33,6 +33,8 @@ class VampPrior(Prior):
       VampPrior official initialisation (the LaDDer code drew N(0, 1)).
     - ``pseudo_activation='hardtanh'``: the encoder sees hardtanh(u_k, 0, 1), i.e. u_k clamped
       into the image range [0, 1], as the official code; 'none' feeds u_k unchanged.
+    - ``warmup_epochs=0``: epochs trained against N(0, I) first, as the LaDDer code's VampPrior
+      baseline (``Prior.begin_epoch``; config sets it per dataset).
 
     log p(z) is exact (log-sum-exp over the K components). ``sample`` draws components
     uniformly at random, then z ~ q(z | u_k). The encoder must return std > 0.
@@ -52,6 +54,7 @@ class VampPrior(Prior):
         "pseudo_init_mean": Option("float"),
         "pseudo_init_std": Option("float", minimum=0),
         "pseudo_activation": Option("str", choices=("hardtanh", "none")),
+        "warmup_epochs": Option("int", minimum=0),
     }
     exact = True
     trained_with_autoencoder = True
@@ -63,8 +66,10 @@ class VampPrior(Prior):
         pseudo_init_mean: float = 0.05,
         pseudo_init_std: float = 0.01,
         pseudo_activation: str = "hardtanh",
+        warmup_epochs: int = 0,
     ):
         super().__init__(d_z)
+        self.warmup_epochs = int(warmup_epochs)  # the original's N(0, I) warm-up (Prior.begin_epoch)
         if pseudo_activation not in ("hardtanh", "none"):
             raise ValueError(f"pseudo_activation must be 'hardtanh' or 'none', got {pseudo_activation!r}")
         self.n_components = int(n_components)
