@@ -46,26 +46,26 @@ class HierarchicalPrior(Prior):
     - ``n_bound_samples=1``: samples of t in ``log_prob_bound`` (the reported ELBO term).
     - ``is_defensive=0.5``, ``is_widen=2.0``, ``is_std_floor=0.3``: the importance-sampling
       proposal (module docstring); ``is_defensive=0`` gives plain q(t|z).
+    - ``warmup_epochs=0``, ``warmup_mode='standard_normal'``: the original's warm-up
+      ('sg_pretraining', ``Prior.begin_epoch``): for W epochs the encoder is trained against
+      N(0, I) and the prior VAE starts training in epoch W; 'prior_vae' keeps the prior VAE's
+      term in the encoder's loss from the first step. Config sets W per dataset
+      (``datasets.<d>.prior_options.warmup_epochs``: the original's 5 / 10 / 10).
 
     Not trained with the autoencoder: the trainer gives the prior VAE its own optimiser and
     calls ``block_loss`` (block coordinate ascent, supplement B); the encoder still gets
     gradients from ``training_log_prob`` in the data ELBO.
     """
 
-    - ``warmup_epochs=0``, ``warmup_mode='standard_normal'``: the original's warm-up
-      ('sg_pretraining', ``Prior.begin_epoch``): for W epochs the encoder is trained against
-      N(0, I) and the prior VAE starts training in epoch W; 'prior_vae' keeps the prior VAE's
-      term in the encoder's loss from the first step. Config sets W per dataset
-      (``datasets.<d>.prior_options.warmup_epochs``: the original's 5 / 10 / 10).
     label = "Hierarchical"
     run_options = ("d_t",)
+    scale_parameters = ("vae.sigma_in",)  # p(z|t)'s std: its own Adam in the original (training.prior_scale_learning_rate)
     option_specs = {
         "d_t": Option("int", minimum=1),
         "n_layers": Option("int", minimum=0),
         "hidden": Option("int", minimum=1),
         "std_activation": Option("str", choices=("relu", "softplus")),
         "sigma_min": Option("float", above=0),
-    scale_parameters = ("vae.sigma_in",)  # p(z|t)'s std: its own Adam in the original (training.prior_scale_learning_rate)
         "sigma_max": Option("float", above=0),
         "sigma_init": Option("float"),  # clamped into [sigma_min, sigma_max]
         "n_is_samples": Option("int", minimum=1),
@@ -74,14 +74,14 @@ class HierarchicalPrior(Prior):
         "is_defensive": Option("float", minimum=0, below=1),
         "is_widen": Option("float", above=0),
         "is_std_floor": Option("float", minimum=0),
+        "warmup_epochs": Option("int", minimum=0),
+        "warmup_mode": Option("str", choices=("standard_normal", "prior_vae")),
     }
     option_relations = (OptionRelation("sigma_min", "<=", "sigma_max", why="the clamp range of p(z|t)'s std"),)
 
     exact = False
     trained_with_autoencoder = False
 
-        "warmup_epochs": Option("int", minimum=0),
-        "warmup_mode": Option("str", choices=("standard_normal", "prior_vae")),
     def __init__(
         self,
         d_z: int,
@@ -98,19 +98,19 @@ class HierarchicalPrior(Prior):
         is_defensive: float = 0.5,
         is_widen: float = 2.0,
         is_std_floor: float = 0.3,
+        warmup_epochs: int = 0,
+        warmup_mode: str = "standard_normal",
     ):
         super().__init__(d_z)
+        if warmup_mode not in ("standard_normal", "prior_vae"):
+            raise ValueError(f"warmup_mode must be 'standard_normal' or 'prior_vae', got {warmup_mode!r}")
+        self.warmup_epochs, self.warmup_mode = int(warmup_epochs), warmup_mode
         if not 0.0 <= is_defensive < 1.0:
             raise ValueError(f"is_defensive must be in [0, 1), got {is_defensive}")
         self.d_t = d_t
         self.is_defensive, self.is_widen, self.is_std_floor = float(is_defensive), float(is_widen), float(is_std_floor)
-        warmup_epochs: int = 0,
-        warmup_mode: str = "standard_normal",
         self.n_is_samples = int(n_is_samples)
         self.is_chunk_size = int(is_chunk_size)
-        if warmup_mode not in ("standard_normal", "prior_vae"):
-            raise ValueError(f"warmup_mode must be 'standard_normal' or 'prior_vae', got {warmup_mode!r}")
-        self.warmup_epochs, self.warmup_mode = int(warmup_epochs), warmup_mode
         self.n_bound_samples = int(n_bound_samples)
         self.vae = PriorVAE(d_z, d_t, n_layers, hidden, std_activation, sigma_min, sigma_max, sigma_init)
 
