@@ -69,3 +69,24 @@ def test_killing_an_exec_wrapper_ends_its_job(tmp_path):
     assert not _wrapper_then_kill(tmp_path, "exec {job}")
     # the fault the exec removes: a plain wrapper leaves its job running
     assert _wrapper_then_kill(tmp_path, "{job}")
+
+
+# -- damaged files ------------------------------------------------------------------------------
+def truncate(path, keep=0.5):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def test_damaged_checkpoint_is_named_moved_aside_and_training_restarts(tmp_path, tiny_dataset, caplog):
+    import torch
+
+    from pipeline.training import train
+    from tests.conftest import tiny_settings
+
+    settings = tiny_settings("normal", epochs=2)
+    train(settings, tiny_dataset, tmp_path / "model.pt", stop_after_epoch=1, progress=False)
+    truncate(tmp_path / "checkpoint.pt")
+    model = train(settings, tiny_dataset, tmp_path / "model.pt", progress=False)
+    assert f"{tmp_path / 'checkpoint.pt'} cannot be read" in caplog.text and "starting from epoch 1" in caplog.text
+    assert len(list(tmp_path.glob("checkpoint.damaged-*.pt"))) == 1
+    assert torch.load(model, weights_only=False)["epochs"] == 2 and len(torch.load(model, weights_only=False)["stats"]) == 2
