@@ -21,6 +21,11 @@ Three layers, each usable alone:
   Other priors interpolate in z-space with log p(z) = ``prior.log_prob`` (exact for them).
 - ``interpolate_images`` / ``pair_table``: encode image pairs, run SLP and SP, decode or
   summarise; ``pair_table`` is the long table behind the "SLP stays on the data manifold" claim.
+
+The SLP maximises the log p it is then scored with, so scoring it with that log p cannot fail
+(issue 19). ``pair_table`` also scores both paths under a **held-out density**
+(``fit_heldout_density``): a Gaussian mixture fitted, in the same space, to encodings of test
+images that are no pair's endpoint, which the optimisation never sees (claim C7).
 """
 
 from __future__ import annotations
@@ -44,6 +49,11 @@ SLP_DEFAULTS = {
 }
 STD_FLOOR = 1e-4  # relative floor of the step-length std in the objective (see path_terms)
 TABLE_COLUMNS = ["dataset", "method", "seed", "pair", "path", "mean_log_p", "min_log_p", "length", "step_std"]
+# The held-out density (C7): its columns in the SLP table, its size and how many encodings it is fitted on.
+HELDOUT_COLUMNS = ["heldout_mean_log_p", "heldout_min_log_p"]
+HELDOUT_COMPONENTS = 10  # Gaussian mixture components: the datasets' ten classes
+HELDOUT_IMAGES = 5000    # at most this many held-out test encodings
+HELDOUT_REG = 1e-3       # covariance floor, relative to the encodings' mean per-dimension variance
 
 LogProb = Callable[[torch.Tensor], torch.Tensor]  # (..., d) -> (...)
 
@@ -276,17 +286,62 @@ def stats_rows(stats: dict[str, dict[str, torch.Tensor]], dataset: str, method: 
     return rows
 
 
+def fit_heldout_density(points: torch.Tensor, n_components: int = HELDOUT_COMPONENTS, seed: int = 0) -> LogProb | None:
+    """The log density (..., d) -> (...) of a Gaussian mixture (full covariances, EM by
+    scikit-learn) fitted to ``points`` (N, d), encodings the SLP never saw. K = min(n_components,
+    N // (2 (d + 1))) so that every component has data; covariances are floored at HELDOUT_REG
+    times the points' mean per-dimension variance (a dead latent unit would otherwise make the
+    density a spike). None when there are fewer than 2 (d + 1) points."""
+    from sklearn.mixture import GaussianMixture
+
+    x = points.detach().double().cpu().numpy()  # (N, d)
+    n, d = x.shape
+    k = min(n_components, n // (2 * (d + 1)))
+    if k < 1:
+        return None
+    reg = HELDOUT_REG * float(x.var(0).mean()) or HELDOUT_REG
+    gm = GaussianMixture(k, covariance_type="full", reg_covar=reg, random_state=int(seed)).fit(x)
+    mixture = torch.distributions.MixtureSameFamily(
+        torch.distributions.Categorical(probs=torch.from_numpy(gm.weights_)),
+        torch.distributions.MultivariateNormal(torch.from_numpy(gm.means_), covariance_matrix=torch.from_numpy(gm.covariances_)))
+
+    def log_prob(s: torch.Tensor) -> torch.Tensor:
+        return mixture.log_prob(s.detach().double().cpu()).to(s.dtype)  # (..., d) -> (...)
+
+    return log_prob
+
+
+def encode_images(vae: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """uint8 images (N,C,H,W) -> their points (N, dim) in the model's interpolation space (CPU)."""
+    device = next(vae.parameters()).device
+    space = latent_space(vae)
+    with torch.no_grad():
+        return torch.cat([space.encode(to_unit(images[i:i + batch_size]).to(device)).cpu()
+                          for i in range(0, len(images), batch_size)]) if len(images) else torch.zeros(0, space.dim)
+
+
 def pair_table(vae: nn.Module, images: torch.Tensor, n_pairs: int, pair_seed: int, dataset: str, method: str, seed: int,
-               options: dict | None = None, batch_pairs: int = 200):
+               options: dict | None = None, batch_pairs: int = 200, heldout_images: torch.Tensor | None = None):
     """SLP against SP over ``n_pairs`` random test pairs (seeded by ``pair_seed`` only, so every
     model sees the same pairs): a pandas DataFrame with TABLE_COLUMNS plus ``space``,
     ``start_index``, ``end_index``, ``objective`` (the final Eq. 9 value; SP: its value at the
     straight line). log p values are in the model's own space (t or z) and comparable only
-    between SLP and SP of one model."""
+    between SLP and SP of one model.
+
+    With ``heldout_images`` (uint8, images that are never endpoints) the table adds
+    HELDOUT_COLUMNS: mean and min over the interior points of the held-out density
+    (``fit_heldout_density``), fitted on the encodings of the ``images`` that are no pair's
+    endpoint followed by ``heldout_images``, at most HELDOUT_IMAGES of them (NaN when too few)."""
     import pandas as pd
 
     opts = {**SLP_DEFAULTS, **(options or {})}
     pairs = choose_pairs(len(images), n_pairs, pair_seed)  # (P, 2)
+    heldout = None
+    if heldout_images is not None:
+        endpoint = torch.zeros(len(images), dtype=torch.bool)
+        endpoint[pairs.flatten()] = True
+        unseen = torch.cat([images[~endpoint], heldout_images])[:HELDOUT_IMAGES]
+        heldout = fit_heldout_density(encode_images(vae, unseen), seed=pair_seed)
     rows = []
     for first in range(0, len(pairs), batch_pairs):
         chunk = pairs[first:first + batch_pairs]
@@ -294,10 +349,14 @@ def pair_table(vae: nn.Module, images: torch.Tensor, n_pairs: int, pair_seed: in
         history = result["history"]["objective"]  # (iterations+1, P)
         extra = {"space": [result["space"]] * len(chunk), "start_index": chunk[:, 0].tolist(), "end_index": chunk[:, 1].tolist()}
         chunk_rows = stats_rows(result["stats"], dataset, method, seed, extra)
+        held = {kind: path_statistics(result[kind], heldout) for kind in ("slp", "straight")} if heldout else None
         for row in chunk_rows:
             row["pair"] += first
             local = row["pair"] - first
             row["objective"] = float(history[-1, local] if row["path"] == "slp" else history[0, local])
+            if heldout_images is not None:
+                for column, stat in zip(HELDOUT_COLUMNS, ("mean_log_p", "min_log_p")):
+                    row[column] = float(held[row["path"]][stat][local]) if held else float("nan")
         rows += chunk_rows
     return pd.DataFrame(rows)
 

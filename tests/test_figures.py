@@ -11,7 +11,7 @@ import torch
 
 from pipeline.figures import image_grid, save_sample_grid
 from pipeline.figures.density import figure2, figure2_from_encodings, density_rows, plot_density_panels
-from pipeline.figures.latent2d import (Components, alignment_scores, figure4, latent_components, most_responsible, summary_rows)
+from pipeline.figures.latent2d import (Components, alignment_scores, class_clusters, figure4, latent_components, most_responsible, summary_rows)
 from pipeline.figures.reconstructions import figure3
 from pipeline.figures.samples import samples_figure_from_files
 from pipeline.models import build_vae
@@ -219,6 +219,24 @@ def test_figure4_writes_png_pdf_and_the_claims_columns(tmp_path):
     summary = read_csv(tmp_path / "fig4_summary.csv")
     assert [(r["method"], r["n_seeds"]) for r in summary] == [("vampprior", "1"), ("gmm", "2"), ("ladder", "1")]
     assert summary[0]["ari_std"] == "" and summary[1]["ari_std"] != ""
+    # C8 like with like: every prior also scored at K = number of classes, in its own space
+    assert len({r["n_classes"] for r in got}) == 1 and all(-1 <= float(r["ari_classes"]) <= 1 for r in got)
+    assert summary[1]["ari_classes_std"] != "" and summary[1]["nmi_classes_mean"] != ""
+
+
+def test_alignment_at_k_classes_does_not_depend_on_the_priors_component_count():
+    """Three well-separated classes: a prior with 12 small components splits each class and
+    scores a low ARI on its own components; clusters fitted at K = 3 recover the classes."""
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    labels = torch.arange(3).repeat_interleave(200)  # (600,)
+    points = centres[labels] + torch.randn(600, 2, generator=g)  # (600, 2)
+    many = Components(torch.full((12,), -math.log(12)), (centres[:, None] + torch.tensor([[-1.0, -1], [-1, 1], [1, -1], [1, 1]])).reshape(12, 2),
+                      (0.5 * torch.eye(2)).expand(12, 2, 2), "z")
+    own = alignment_scores(most_responsible(points, many), labels)
+    at_k = class_clusters(points, labels, seed=0)
+    assert own["ari"] < 0.5 and at_k["ari_classes"] == pytest.approx(1.0, abs=1e-3) and at_k["n_classes"] == 3
+    assert at_k["nmi_classes"] > own["nmi"]
 
 
 def test_latent_components_of_each_mixture_prior():

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline.interpolation import (SLP_DEFAULTS, TABLE_COLUMNS, choose_pairs, interpolate_images, latent_space, pair_table,
-                                    path_statistics, path_terms, shortest_likely_path, straight_line)
+from pipeline.interpolation import (HELDOUT_COLUMNS, SLP_DEFAULTS, TABLE_COLUMNS, choose_pairs, fit_heldout_density, interpolate_images,
+                                    latent_space, pair_table, path_statistics, path_terms, shortest_likely_path, straight_line)
 from tests.conftest import tiny_settings
 
 # A ring of five narrow Gaussians on the upper half circle of radius 3: start and end sit in
@@ -165,6 +165,10 @@ def test_make_fig5_fig6_and_table_write_files(tiny_models, tiny_dataset, tmp_pat
     table = pd.read_csv(out)
     assert list(table.columns[:len(TABLE_COLUMNS)]) == TABLE_COLUMNS and len(table) == 2 * TINY_OPTIONS["n_pairs"]
     assert (tmp_path / "slp_normal.csv.provenance.json").exists()
+    # C7's held-out density beside the model's own log p: another density, not a copy of it
+    assert set(HELDOUT_COLUMNS) <= set(table.columns) and table[HELDOUT_COLUMNS].notna().all().all()
+    assert not np.allclose(table["heldout_mean_log_p"], table["mean_log_p"])
+    assert (table["heldout_min_log_p"] <= table["heldout_mean_log_p"] + 1e-9).all()
 
 
 def test_fig5_refuses_a_ladder_model_without_2d_t(tiny_models, tiny_dataset, tmp_path):
@@ -228,3 +232,58 @@ def test_latent_space_log_prob_takes_paths_of_any_batch_shape(name):
     paths = torch.randn(3, 5, space.dim)
     flat = space.log_prob(paths.reshape(-1, space.dim)).reshape(3, 5)
     torch.testing.assert_close(space.log_prob(paths), flat)
+
+
+# -- C7's held-out density -------------------------------------------------------------------
+class _RidgePrior:
+    """An 'exact' prior whose log p rewards y = 1 only: -8 (y - 1)^2 for z = (x, y)."""
+    exact, d_z = True, 2
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:  # (B, 2) -> (B,)
+        return -8.0 * (z[:, 1] - 1.0) ** 2
+
+
+class _PixelModel(torch.nn.Module):
+    """Images (N, 1, 1, 2) whose two pixels are the latent point: z = (255 x - 128) / 20."""
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))  # interpolate_images reads the device from a parameter
+        self.prior = _RidgePrior()
+
+    def encode(self, x):
+        z = (x.reshape(len(x), 2) * 255 - 128) / 20
+        return z, torch.ones_like(z)
+
+    def decode(self, z):
+        return (z * 20 + 128).div(255).reshape(len(z), 1, 1, 2)
+
+
+def _pixels(points) -> torch.Tensor:
+    return (torch.as_tensor(points, dtype=torch.float32) * 20 + 128).round().clamp(0, 255).to(torch.uint8).reshape(-1, 1, 1, 2)
+
+
+def test_a_path_that_raises_the_optimised_log_p_does_not_raise_the_held_out_density():
+    """C7 can fail: the data (held-out encodings) lie along y = 0 between the two endpoints, the
+    prior rewards y = 1. The SLP climbs towards y = 1, raising the log p it optimises, and leaves
+    the data: the held-out density along it falls below the straight line's."""
+    g = torch.Generator().manual_seed(0)
+    ends = _pixels([[-3.0, 0.0], [3.0, 0.0]])  # the pool: both pairs join these two images
+    data = torch.stack([torch.rand(3000, generator=g) * 7 - 3.5, 0.1 * torch.randn(3000, generator=g)], 1)  # (3000, 2)
+    table = pair_table(_PixelModel(), ends, n_pairs=2, pair_seed=0, dataset="toy", method="ridge", seed=0,
+                       options={"iterations": 300}, heldout_images=_pixels(data))
+    by_path = table.groupby("path")[["mean_log_p", "heldout_mean_log_p", "heldout_min_log_p"]].mean()
+    assert by_path.loc["slp", "mean_log_p"] > by_path.loc["straight", "mean_log_p"] + 1  # the objective did its job
+    assert by_path.loc["slp", "heldout_mean_log_p"] < by_path.loc["straight", "heldout_mean_log_p"] - 1  # and left the data
+    assert by_path.loc["slp", "heldout_min_log_p"] < by_path.loc["straight", "heldout_min_log_p"]
+
+
+def test_heldout_density_recovers_a_known_gaussian_and_refuses_too_few_points():
+    g = torch.Generator().manual_seed(1)
+    points = torch.randn(4000, 2, generator=g) * torch.tensor([1.0, 0.5]) + torch.tensor([2.0, -1.0])
+    log_prob = fit_heldout_density(points, n_components=1)
+    truth = torch.distributions.Normal(torch.tensor([2.0, -1.0]), torch.tensor([1.0, 0.5]))
+    grid = torch.tensor([[2.0, -1.0], [3.0, -0.5], [0.5, -1.5]])  # (3, 2)
+    torch.testing.assert_close(log_prob(grid), truth.log_prob(grid).sum(-1), atol=0.05, rtol=0)
+    assert log_prob(grid[None]).shape == (1, 3)  # batched like the paths (..., d)
+    assert fit_heldout_density(points[:5]) is None  # fewer than 2 (d + 1) points: no density

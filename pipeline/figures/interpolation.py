@@ -23,7 +23,8 @@ import torch
 
 from pipeline.commands import json_arg
 from pipeline.figures.style import DENSITY_CMAP, dataset_title, hide_ticks, method_label, plt, save_figure, style, write_table
-from pipeline.interpolation import SLP_DEFAULTS, TABLE_COLUMNS, choose_pairs, interpolate_images, latent_space, pair_table, stats_rows
+from pipeline.interpolation import (HELDOUT_COMPONENTS, HELDOUT_IMAGES, HELDOUT_REG, SLP_DEFAULTS, TABLE_COLUMNS, choose_pairs,
+                                    interpolate_images, latent_space, pair_table, stats_rows)
 
 DENSITY_RANGE = 14.0  # nats of log density shown below the grid's maximum (the original's -14..0)
 PAIR_COLOURS = ["tab:red", "tab:orange", "white", "tab:pink", "tab:cyan"]
@@ -300,16 +301,21 @@ def make_fig6(models: dict[str, str | Path], data_path: str | Path, dataset: str
 
 def make_slp_table(model_path: str | Path, data_path: str | Path, out: str | Path, options: dict | None = None,
                    device: str = "cpu", dataset: str | None = None, method: str | None = None, seed: int | None = None) -> Path:
-    """The SLP-vs-SP table of one model over n_pairs random test pairs -> CSV (+ provenance)."""
+    """The SLP-vs-SP table of one model over n_pairs random test pairs -> CSV (+ provenance).
+
+    Pairs come from the first ``test_images`` test images; the held-out density (C7) is fitted on
+    the test images that are no pair's endpoint: the rest of that pool, then the next ones."""
     from pipeline.artefacts import load_split
 
     slp, fig_opts = _options(options)
     vae, settings = _load(model_path, device)
-    images, _ = load_split(data_path, "test", limit=fig_opts["test_images"])
+    test, _ = load_split(data_path, "test", limit=fig_opts["test_images"] + HELDOUT_IMAGES)
+    images, heldout = test[:fig_opts["test_images"]], test[fig_opts["test_images"]:]
     table = pair_table(vae, images, fig_opts["n_pairs"], fig_opts["pair_seed"], dataset or settings["dataset"],
-                       method or settings["method"], settings["seed"] if seed is None else seed, slp)
+                       method or settings["method"], settings["seed"] if seed is None else seed, slp, heldout_images=heldout)
     write_table(out, table.to_dict("records"), list(table.columns), inputs=[model_path, data_path],
-                config={"slp": slp, **fig_opts})
+                config={"slp": slp, **fig_opts, "heldout": {"components": HELDOUT_COMPONENTS, "max_images": HELDOUT_IMAGES,
+                                                            "relative_covariance_floor": HELDOUT_REG}})
     return Path(out)
 
 
