@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from pipeline.artefacts import to_float
 from pipeline.evaluation import evaluate
 from pipeline.models import build_vae
 from tests.conftest import make_digits, tiny_settings
@@ -23,6 +24,24 @@ def test_active_units_count_dimensions_that_vary_across_images():
         vae.encoder.mean.weight.zero_()
         vae.encoder.mean.bias.zero_()
         vae.encoder.mean.weight[0] = 50.0 * torch.randn(vae.encoder.mean.weight.shape[1])
+    metrics = evaluate(vae, images, progress=False)
+    assert metrics["active_units"] == 1 and metrics["latent_dims"] == 4
+
+
+def test_active_units_threshold_the_variance_of_posterior_means_not_their_std():
+    """Burda et al.'s statistic is Var_x(E_q[z_i]) > 0.01: a dimension whose posterior means spread with
+    std 0.05 (variance 0.0025) is inactive, one with std 0.3 active. Counting on the std (or on the
+    posterior variances' mean) gives another number."""
+    vae = _vae()
+    images = torch.from_numpy(make_digits(64, 3)[0])
+    head = vae.encoder.mean
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.zero_()
+        head.weight[:2] = torch.randn(2, head.weight.shape[1], generator=torch.Generator().manual_seed(0))
+        means = vae.encode(to_float(images))[0].double()  # (64, d_z)
+        head.weight[0] *= 0.05 / means[:, 0].std().item()
+        head.weight[1] *= 0.3 / means[:, 1].std().item()
     metrics = evaluate(vae, images, progress=False)
     assert metrics["active_units"] == 1 and metrics["latent_dims"] == 4
 
@@ -128,6 +147,19 @@ def test_generated_images_do_not_depend_on_the_batch_size():
         z_first, _, _ = generate(vae, 120, seed=4, batch_size=50)
         assert torch.equal(z_first, z_small[:120])  # image k depends on (seed, k) only
         assert not torch.equal(generate(vae, 10, seed=5)[0], z_small[:10])
+
+
+def test_generated_blocks_are_distinct_draws():
+    """Every block of SAMPLE_BLOCK images comes from its own generator seed: no z repeats within or
+    across blocks, and distinct (seed, block) pairs give distinct generator seeds (a block seed that
+    ignored the block index would decode the same SAMPLE_BLOCK images over and over)."""
+    from pipeline.evaluation import SAMPLE_BLOCK, generate, sample_seed
+
+    for method in ("normal", "ladder"):
+        z, _, _ = generate(_vae(method), 3 * SAMPLE_BLOCK + 7, seed=2)
+        assert len(torch.unique(z, dim=0)) == len(z), f"{method}: generated z repeat"
+    seeds = {sample_seed(s, b) for s in range(20) for b in range(200)}
+    assert len(seeds) == 20 * 200
 
 
 def _prior_with_infinite_tail(vae, threshold: float):
