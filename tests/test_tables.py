@@ -34,10 +34,10 @@ def test_table3_mean_std_and_paper_values(tmp_path):
 
 
 def test_mnist5k_is_compared_with_the_paper_mnist_row_and_labelled(tmp_path):
-    inputs = [write_run(tmp_path / "a.json", "mnist5k", "gmm", 0, cross_entropy=-9.0)]
+    inputs = [write_run(tmp_path / "a.json", "mnist5k", "gmm", 0, kl=9.0)]
     summary = build_table("table2", inputs, tmp_path / "t2")
     assert summary.iloc[0].paper_mean == -8.4 and summary.iloc[0].paper_dataset == "mnist"
-    assert "paper (MNIST)" in (tmp_path / "t2.md").read_text()
+    assert "paper (read as -KL) (MNIST)" in (tmp_path / "t2.md").read_text()
 
 
 def test_dt_ablation_columns_and_fid_counts(tmp_path):
@@ -72,14 +72,52 @@ def test_column_labels_come_from_the_prior_with_a_fallback(tmp_path):
     assert "| Ours (LaDDer) | ladder_small (Ours (LaDDer)) | mine (not_registered) |" in header
 
 
-def test_importance_sampled_cells_say_so(tmp_path):
-    inputs = [write_run(tmp_path / "a.json", "mnist5k", "ladder", 0, cross_entropy=-10.0, cross_entropy_tenth=-10.4, is_samples=1000),
-              write_run(tmp_path / "b.json", "mnist5k", "gmm", 0, cross_entropy=-9.0, is_samples=None)]
+def test_importance_sampled_cells_print_ess_and_change_and_are_bounds_unless_converged(tmp_path):
+    ce = dict(is_ess=40.0, is_ess_min=2.0, is_samples=1000)
+    inputs = [write_run(tmp_path / "a.json", "mnist5k", "ladder", 0, cross_entropy=-10.0, cross_entropy_tenth=-10.4, **ce),
+              write_run(tmp_path / "b.json", "mnist5k", "hierarchical", 0, cross_entropy=-12.0, cross_entropy_tenth=-12.7, **ce),
+              write_run(tmp_path / "c.json", "mnist5k", "gmm", 0, cross_entropy=-9.0, is_samples=None)]
     summary = build_table("table2", inputs, tmp_path / "t2")
     md = (tmp_path / "t2.md").read_text()
-    assert "-10.0 †" in md and "-9.0 †" not in md
-    assert "mnist5k/ladder: IS K=1000, K/10 gives -10.40" in md and "lower-biased" in md
-    assert summary.set_index("method").loc["ladder", "estimator"] == "IS K=1000"
+    assert "| -9.0 |" in md and "-10.0 †" in md  # exact: unmarked; converged (0.4 < 0.5 nats): †
+    assert "≥ -12.0 ‡" in md  # moved 0.7 nats from K/10 to K: shown as the lower bound it is
+    assert "mnist5k/ladder: IS S=1000, ESS mean 40.0 (min 2.0), change from S/10 to S 0.40 nats" in md
+    rows = summary.set_index("method")
+    assert rows.loc["ladder", "converged"] and not rows.loc["hierarchical", "converged"]
+    assert "paper" not in md.split("importance-sampled for Hierarchical")[1].split("\n\n")[1]  # no paper row beside ours by IS
+
+
+def test_table2_puts_the_paper_beside_minus_kl_and_the_codes_cross_entropy_not_beside_importance_sampling(tmp_path):
+    inputs = [write_run(tmp_path / f"{m}.json", "fashion_mnist", m, 0, kl=kl, cross_entropy_bound=b, cross_entropy=b + 1.0)
+              for m, kl, b in (("normal", 52.0, -22.0), ("hierarchical", 40.0, 3.0))]
+    summary = build_table("table2", inputs, tmp_path / "t2")
+    neg_kl = summary[summary.metric == "neg_kl"].set_index("method")
+    assert neg_kl.loc["normal", "mean"] == -52.0 and neg_kl.loc["normal", "paper_mean"] == -52.5
+    bound = summary[summary.metric == "cross_entropy_bound"].set_index("method")
+    assert bound.loc["hierarchical", "paper_mean"] == -63.8
+    assert summary[summary.metric == "cross_entropy"].paper_mean.isna().all()
+
+
+def test_hierarchical_paper_values_are_shown_with_the_originals_constant_removed(tmp_path):
+    """The original code's hierarchical entropy uses d_t = 2: (d_t - 2)/2 (1 + log 2 pi) nats, computed
+    from d_t (19.87 at Fashion-MNIST's 16, 8.51 at MNIST's 8), added to the paper's hierarchical cells only."""
+    from pipeline.tables import original_hierarchical_constant
+
+    assert original_hierarchical_constant(2) == 0.0
+    assert original_hierarchical_constant(16) == pytest.approx(7 * (1 + math.log(2 * math.pi)))
+    inputs = [write_run(tmp_path / f"{d}{m}.json", d, m, 0, elbo=1000.0, rec_error=0.04, kl=40.0, cross_entropy_bound=1.0)
+              for d in ("fashion_mnist", "mnist") for m in ("hierarchical", "ladder")]
+    t3 = build_table("table3", inputs, tmp_path / "t3")
+    elbo = t3[t3.metric == "elbo"].set_index(["dataset", "method"])
+    assert elbo.loc[("fashion_mnist", "hierarchical"), "paper_correction"] == pytest.approx(19.865, abs=1e-3)
+    assert elbo.loc[("mnist", "hierarchical"), "paper_correction"] == pytest.approx(8.514, abs=1e-3)
+    assert math.isnan(elbo.loc[("fashion_mnist", "ladder"), "paper_correction"])
+    md = (tmp_path / "t3.md").read_text()
+    assert "| Fashion-MNIST | paper, Hierarchical corrected ‖ | 1172.8 ± 24.9 | 1174.0 ± 29.7 |" in md
+    assert "+19.87 nats at d_t = 16" in md and "correction under the reading" in md
+    assert "corrected" not in md.split("Per-pixel")[1].split("‖ The original")[0]  # not beside the reconstruction error
+    build_table("table2", inputs, tmp_path / "t2")
+    assert "| MNIST | paper (read as -KL), Hierarchical corrected ‖ | -9.0 ± 0.1 | -12.3 ± 0.1 |" in (tmp_path / "t2.md").read_text()
 
 
 def test_fid_tables_say_where_non_finite_prior_draws_were_replaced(tmp_path):
