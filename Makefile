@@ -8,7 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CORES ?= all
 
-.PHONY: setup quick paper fashion-mnist test lint clean-results
+.PHONY: setup quick paper fashion-mnist test lint clean-results slurm-packages
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -34,6 +34,13 @@ quick: setup
 paper: setup fashion-mnist
 	$(PY) -m pipeline check-config
 	$(VENV)/bin/snakemake all --cores $(CORES)
+
+# Debian's SLURM packages for the one-node cluster of the SLURM smoke test (tests/test_slurm_smoke.py,
+# part of `make test`; .ci/run installs them first). Needs root and apt-get; without them the
+# smoke test skips, saying why.
+slurm-packages:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then scripts/slurm/cluster.sh install; \
+	else echo "slurm-packages: not root or no apt-get; the SLURM smoke test will be skipped"; fi
 
 test: setup
 	$(PY) -m pytest

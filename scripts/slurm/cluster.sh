@@ -2,6 +2,7 @@
 # A real one-node SLURM cluster on this machine, from Debian's packages, for trying
 # profiles/slurm locally (README "Try the profile locally"). Needs root and apt.
 #
+#   scripts/slurm/cluster.sh install     install the Debian packages if a daemon is missing (CI setup)
 #   scripts/slurm/cluster.sh start       install if needed, then start munged, mariadb, slurmdbd,
 #                                        slurmctld, slurmd (in that order) and create the account
 #   scripts/slurm/cluster.sh stop        stop them (reverse order); state and accounting stay
@@ -13,7 +14,9 @@
 # Every step is idempotent: `start` on a running cluster checks each daemon and returns.
 # Settings (environment): SLURM_ACCOUNT (ladder), SLURM_PARTITION (debug), SLURM_CPUS (2),
 # SLURM_MEM_MB (8000: must not exceed this machine's memory, or the node is drained),
-# SLURMD_TIMEOUT (30 s: how soon a silent node is declared DOWN).
+# SLURMD_TIMEOUT (30 s: how soon a silent node is declared DOWN), SLURM_GPUS (2: GPUs the node
+# declares as generic resources: placeholder devices, no GPU needed; 0 declares none).
+# Changed settings take effect at the next `start` of stopped daemons (`stop` first).
 # Daemons are stopped through their pid files only: this script ends the processes it started.
 set -euo pipefail
 
@@ -23,7 +26,9 @@ PARTITION="${SLURM_PARTITION:-debug}"
 CPUS="${SLURM_CPUS:-2}"
 MEM_MB="${SLURM_MEM_MB:-8000}"
 SLURMD_TIMEOUT="${SLURMD_TIMEOUT:-30}"
+GPUS="${SLURM_GPUS:-2}"
 DB_PASS_FILE=/etc/slurm/.ladder_db_pass
+GPU_DIR=/run/slurm/gpus
 PACKAGES=(slurm-wlm slurmdbd mariadb-server munge)
 
 MUNGE_PID=/run/munge/munged.pid
@@ -81,8 +86,19 @@ render_configs() {
     if [[ ! -s $DB_PASS_FILE ]]; then
         (umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$DB_PASS_FILE")
     fi
+    local node_gres=""
+    ((GPUS > 0)) && node_gres="Gres=gpu:$GPUS"
     sed -e "s/@CPUS@/$CPUS/" -e "s/@MEM_MB@/$MEM_MB/" -e "s/@PARTITION@/$PARTITION/" \
-        -e "s/@SLURMD_TIMEOUT@/$SLURMD_TIMEOUT/" "$HERE/slurm.conf.in" >/etc/slurm/slurm.conf
+        -e "s/@SLURMD_TIMEOUT@/$SLURMD_TIMEOUT/" -e "s/@NODE_GRES@/$node_gres/" "$HERE/slurm.conf.in" >/etc/slurm/slurm.conf
+    if ((GPUS > 0)); then
+        mkdir -p $GPU_DIR
+        for ((i = 0; i < GPUS; i++)); do  # placeholder GPU devices (gres.conf.in says why)
+            [[ -e $GPU_DIR/gpu$i ]] || mknod -m 666 $GPU_DIR/gpu$i c 1 3 2>/dev/null || touch $GPU_DIR/gpu$i
+        done
+        sed -e "s|@GPU_DIR@|$GPU_DIR|" -e "s/@LAST_GPU@/$((GPUS - 1))/" "$HERE/gres.conf.in" >/etc/slurm/gres.conf
+    else
+        rm -f /etc/slurm/gres.conf
+    fi
     sed -e "s/@DB_PASS@/$(cat "$DB_PASS_FILE")/" "$HERE/slurmdbd.conf.in" >/etc/slurm/slurmdbd.conf
     chown slurm:slurm /etc/slurm/slurmdbd.conf
     chmod 600 /etc/slurm/slurmdbd.conf
@@ -155,11 +171,13 @@ start() {
     start_daemon slurmdbd $SLURMDBD_PID sacctmgr -n show cluster
     create_account  # before slurmctld, so it registers with the cluster already in the database
     start_daemon slurmctld $SLURMCTLD_PID scontrol ping
-    start_daemon slurmd $SLURMD_PID node_up
-    # A node left DOWN by an earlier stop (its slurmd missed SlurmdTimeout) comes back here.
-    sinfo -h -N -o %T | grep -q down && scontrol update nodename=localhost state=resume || true
+    start_daemon slurmd $SLURMD_PID test -s $SLURMD_PID
+    # A node left DOWN by an earlier stop (its slurmd missed SlurmdTimeout), or DRAINED by an
+    # earlier configuration (e.g. other GPUs), comes back here once slurmd has registered.
+    wait_for 30 "slurmd registration" sh -c "sinfo -h -N -o %T | grep -qv unknown"
+    sinfo -h -N -o %T | grep -qE 'down|drain|inval' && scontrol update nodename=localhost state=resume || true
     wait_for 60 "node localhost" node_up
-    say "ready: $(sinfo -h -o '%P %a %D %T %c cpus %m MB')"
+    say "ready: $(sinfo -h -o '%P %a %D %T %c cpus %m MB %G')"
 }
 
 stop() {
@@ -184,6 +202,7 @@ status() {
 }
 
 case "${1:-}" in
+    install) install ;;
     start) start ;;
     stop) stop ;;
     status) status ;;
@@ -192,5 +211,5 @@ case "${1:-}" in
     # Accounting down: sacct fails, as on a site whose slurmdbd is unreachable (tests/test_slurm.py).
     stop-accounting) stop_pidfile slurmdbd $SLURMDBD_PID ;;
     start-accounting) start_daemon slurmdbd $SLURMDBD_PID sacctmgr -n show cluster ;;
-    *) echo "usage: $0 start|stop|status|stop-node|start-node|stop-accounting|start-accounting" >&2; exit 2 ;;
+    *) echo "usage: $0 install|start|stop|status|stop-node|start-node|stop-accounting|start-accounting" >&2; exit 2 ;;
 esac
