@@ -59,8 +59,9 @@ MODEL, METRICS, FID, SAMPLES, ENCODINGS = (f"{RUN}/{name}" for name in ("model.p
 # Execution flags reach jobs through `threads` and `resources`, never `params`: params are rerun
 # triggers, and a run's device or thread count must not retrain it (pipeline.config.EXECUTION_KEYS).
 # Network jobs declare gpu=1 unless their device is 'cpu': local runs ignore it unless
-# `--resources gpu=N` is given (then at most N such jobs run at once); the SLURM executor turns it
-# into a GPU request.
+# `--resources gpu=N` is given (then at most N such jobs run at once, each on a GPU of its own:
+# pipeline/devices.py); the SLURM executor turns it into a GPU request (profiles/slurm bounds a
+# group job's request to one GPU).
 TRAIN_DEVICE = config["training"]["device"]
 FID_DEVICE = config["fid"]["device"]
 
