@@ -11,11 +11,17 @@ A run folder ``results/runs/{dataset}/{method}/{variant}/seed{seed}/`` holds:
   "provenance": {...}}`` (``run_record``), what every table reads.
 
 Every HDF5 file carries a ``provenance`` JSON attribute and ``complete = True``; every write is
-atomic (``pipeline.provenance.atomic_path``).
+atomic (``pipeline.provenance.atomic_path``). Every read goes through ``read_model_file`` or
+``open_h5``: a file that cannot be read raises ``DamagedArtefact``, one message naming the file and
+the Snakemake rule that remakes it (``pipeline.provenance.REMAKING_RULES``), not a library traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Iterator
 
@@ -24,7 +30,7 @@ import numpy as np
 import torch
 
 from pipeline.data import load_split  # noqa: F401  (re-exported: uint8 (N,C,H,W), labels (N,))
-from pipeline.provenance import atomic_path, to_json_attr, write_json
+from pipeline.provenance import DamagedArtefact, atomic_path, to_json_attr, write_json
 
 
 # -- pixels -------------------------------------------------------------------------------
@@ -63,12 +69,23 @@ def save_model(path: str | Path, vae, settings: dict, stats: list[dict], record:
                     "scale_source": scale_source, "provenance": record}, tmp)
 
 
+def read_model_file(path: str | Path, device: torch.device | str = "cpu") -> dict:
+    """The model file's dict (``save_model``); a missing, truncated or foreign file raises DamagedArtefact."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+        for key in ("settings", "model"):
+            state[key]
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError, TypeError, IndexError) as err:
+        raise DamagedArtefact(path, f"{type(err).__name__}: {err}") from err
+    return state
+
+
 def load_model(path: str | Path, device: torch.device | str = "cpu"):
     """Rebuild a trained VAE from its model file -> (vae in eval mode, settings)."""
     from pipeline.config import identity
     from pipeline.models import build_vae
 
-    state = torch.load(path, map_location=device, weights_only=False)
+    state = read_model_file(path, device)
     settings = identity(state["settings"])
     settings.setdefault("variant", "default")
     vae = build_vae(settings).to(device)
@@ -78,6 +95,36 @@ def load_model(path: str | Path, device: torch.device | str = "cpu"):
 
 
 # -- HDF5 artefacts ---------------------------------------------------------------------------
+@contextlib.contextmanager
+def open_h5(path: str | Path) -> Iterator[h5py.File]:
+    """An HDF5 artefact open for reading. One that cannot be opened or read (truncated, overwritten),
+    lacks a dataset or attribute its readers take, or lacks the ``complete`` mark every writer sets
+    last raises DamagedArtefact."""
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as err:
+        raise DamagedArtefact(path, err) from err
+    with h5:
+        if not h5.attrs.get("complete", False):
+            raise DamagedArtefact(path, "no 'complete' mark: an interrupted write?")
+        try:
+            yield h5
+        except (OSError, KeyError) as err:
+            raise DamagedArtefact(path, f"{type(err).__name__}: {err}") from err
+
+
+@contextlib.contextmanager
+def _h5_written(path: str | Path) -> Iterator[h5py.File]:
+    """An HDF5 file built in memory, then written to ``path`` atomically in one plain write: when the
+    disk fills during HDF5's own writes it crashes the process on close (segmentation fault, h5py
+    3.x), where Python's write raises ENOSPC and ``atomic_path`` names the file."""
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as h5:
+        yield h5
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getbuffer())
+
+
 def _finish(h5: h5py.File, record: dict) -> None:
     h5.attrs["provenance"] = to_json_attr(record)
     h5.attrs["complete"] = True
@@ -85,7 +132,7 @@ def _finish(h5: h5py.File, record: dict) -> None:
 
 def write_encodings(path: str | Path, splits: dict[str, dict[str, torch.Tensor]], record: dict) -> None:
     """splits: {"train": {"mean", "std", "labels"}, "test": {...}}."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+    with _h5_written(path) as h5:
         for split, arrays in splits.items():
             group = h5.create_group(split)
             for key in ("mean", "std", "labels"):
@@ -95,12 +142,12 @@ def write_encodings(path: str | Path, splits: dict[str, dict[str, torch.Tensor]]
 
 def read_encodings(path: str | Path) -> dict:
     """encodings.h5 -> {"train": {"mean", "std", "labels"}, "test": {...}} as tensors."""
-    with h5py.File(path, "r") as h5:
+    with open_h5(path) as h5:
         return {split: {k: torch.from_numpy(np.asarray(h5[split][k])) for k in ("mean", "std", "labels")} for split in h5.keys()}
 
 
 def write_samples(path: str | Path, images: torch.Tensor, z: torch.Tensor, record: dict) -> None:
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+    with _h5_written(path) as h5:
         h5.create_dataset("images", data=images.numpy(), chunks=(min(len(images), 256), *images.shape[1:]))
         h5["z"] = z.numpy()
         _finish(h5, record)
@@ -108,7 +155,7 @@ def write_samples(path: str | Path, images: torch.Tensor, z: torch.Tensor, recor
 
 def read_samples(path: str | Path, n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """samples.h5 -> (uint8 images (n,C,H,W), z (n,d_z)); all when n is None."""
-    with h5py.File(path, "r") as h5:
+    with open_h5(path) as h5:
         available = h5["images"].shape[0]
         if n is not None and available < n:
             raise ValueError(f"{path} holds {available} samples but {n} are needed; raise sampling.n_samples")
@@ -120,8 +167,11 @@ def read_record(path: str | Path) -> dict:
     """The provenance record an HDF5 artefact carries (``run`` holds the run's settings)."""
     import json
 
-    with h5py.File(path, "r") as h5:
-        return json.loads(h5.attrs["provenance"])
+    with open_h5(path) as h5:
+        try:
+            return json.loads(h5.attrs["provenance"])
+        except ValueError as err:
+            raise DamagedArtefact(path, f"provenance attribute: {err}") from err
 
 
 # -- per-run JSON ------------------------------------------------------------------------------

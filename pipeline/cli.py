@@ -278,11 +278,12 @@ def main(argv: list[str] | None = None) -> int:
                         stream=sys.stderr)
     from pipeline.config import ConfigError
     from pipeline.data import DataError
+    from pipeline.provenance import DiskFull
     from pipeline.training import TrainingDiverged
 
     try:
         args.func(args)
-    except (ConfigError, DataError, TrainingDiverged, ValueError) as err:
+    except (ConfigError, DataError, DiskFull, TrainingDiverged, ValueError) as err:  # ValueError: DamagedArtefact too
         log.error("%s", err)
         return 2
     finally:

@@ -3,13 +3,17 @@
 Every file the pipeline writes carries ``provenance(...)``: JSON files under a
 ``"provenance"`` key, HDF5 files as a JSON string attribute ``provenance``, CSV tables in a
 ``<name>.provenance.json`` beside them. All writes go through ``atomic_path`` so an
-interrupted job never leaves a file that looks complete.
+interrupted job never leaves a file that looks complete, and a full disk leaves nothing behind.
+A file that a later job finds unreadable is reported by ``damaged_message``: the file, why, and the
+Snakemake rule that remakes it (``REMAKING_RULES``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
+import fnmatch
 import functools
 import hashlib
 import json
@@ -75,9 +79,31 @@ def provenance(config: dict | None = None, seed: int | None = None, device: Any 
     return record
 
 
+class DiskFull(OSError):
+    """A write stopped by a full disk; the message names the file (its temporary is removed)."""
+
+
+def _disk_full(err: BaseException, folder: Path) -> bool:
+    """Whether a failed write ran out of space: ENOSPC in the error chain (Python's and h5py's
+    OSError), or a file system left with under 1 MiB free (torch.save says only "unexpected pos
+    ..." and carries no errno)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC or "No space left on device" in str(err):
+            return True
+        err = err.__cause__ or err.__context__
+    try:
+        fs = os.statvfs(folder)
+    except OSError:
+        return False
+    return (fs.f_bfree if os.geteuid() == 0 else fs.f_bavail) * fs.f_frsize < 1 << 20  # root may use the reserved blocks
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary sibling path; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temporary sibling path; rename it onto ``path`` only if the block succeeds. On a full
+    disk the temporary is removed and ``DiskFull`` names ``path`` (whatever library was writing)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
@@ -85,6 +111,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except Exception as err:
+        if not _disk_full(err, path.parent):
+            raise
+        tmp.unlink(missing_ok=True)
+        raise DiskFull(errno.ENOSPC, f"No space left on device while writing {path} (nothing was left behind); "
+                                     f"free space under {path.parent} and rerun") from err
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -110,6 +142,42 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# The Snakemake rule that remakes each artefact a downstream job reads, by file name (first match;
+# a processed dataset is data/processed/{dataset}.h5): the one table every damaged-file message reads.
+REMAKING_RULES = {
+    "model.pt": "train_model",
+    "metrics.json": "evaluate_model",
+    "encodings.h5": "encode",
+    "samples.h5": "sample",
+    "fid.json": "fid_model",
+    "real_seed*.json": "fid_real",
+    "reference.npz": "fid_reference",
+    "*.h5": "prepare_dataset",
+}
+
+
+def remaking_rule(path: str | os.PathLike) -> str | None:
+    """The rule in REMAKING_RULES whose file name pattern ``path``'s name matches; None if none does."""
+    return next((rule for pattern, rule in REMAKING_RULES.items() if fnmatch.fnmatch(Path(path).name, pattern)), None)
+
+
+def damaged_message(path: str | os.PathLike, reason: Any) -> str:
+    """One line for an artefact a job cannot read: the file, why, and how to get it back."""
+    rule = remaking_rule(path)
+    remake = f"Snakemake's rule {rule} remakes it" if rule else "the rule that made it remakes it"
+    if not Path(path).exists():
+        return f"{path} does not exist: {remake.replace('remakes', 'makes')} (`snakemake {path}`)"
+    return f"{path} is damaged ({reason}): delete it and rerun; {remake}"
+
+
+class DamagedArtefact(ValueError):
+    """An artefact that cannot be read; the message (``damaged_message``) names it and its rule."""
+
+    def __init__(self, path: str | os.PathLike, reason: Any):
+        super().__init__(damaged_message(path, reason))
+        self.path = Path(path)
 
 
 def sha256_file(path: str | os.PathLike, block: int = 1 << 20) -> str:

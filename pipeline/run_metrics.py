@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.provenance import DamagedArtefact
+
 DEFAULT_VARIANT = "default"
 RUN_KEYS = ["dataset", "method", "variant", "seed"]  # what makes two files the same run
 COLUMNS = ["path", *RUN_KEYS, "prior", "protocol_notes"]  # then the metrics, as the files name them
@@ -35,8 +37,8 @@ def read_run_metrics(paths) -> pd.DataFrame:
             rows.append({"path": path, "dataset": data["dataset"], "method": data["method"],
                          "variant": data.get("variant") or DEFAULT_VARIANT, "seed": int(data["seed"]), "prior": data.get("prior"),
                          "protocol_notes": (data.get("fid_protocol") or {}).get("notes"), **data["metrics"]})
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-            raise ValueError(f"{path}: not a per-run result file ({err}); rerun the rule that makes it") from err
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:  # truncated, not JSON, or not a run's record
+            raise DamagedArtefact(path, f"not a per-run result file: {type(err).__name__}: {err}") from err
     frame = pd.DataFrame(rows, columns=None if rows else COLUMNS)
     for key, group in frame[frame.duplicated(RUN_KEYS, keep=False)].groupby(RUN_KEYS):
         numbers = group.drop(columns=["path"]).select_dtypes("number")

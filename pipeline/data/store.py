@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 import torch
 
-from pipeline.provenance import atomic_path, provenance, to_json_attr
+from pipeline.provenance import atomic_path, damaged_message, provenance, to_json_attr
 
 SPLITS = ("train", "test")
 CHUNK_IMAGES = 256
@@ -84,11 +84,10 @@ def _open_complete(path: str | Path) -> h5py.File:
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise DataError(f"{path} is not a readable HDF5 file ({exc}): delete it and rerun the prepare_dataset rule") from exc
+        raise DataError(damaged_message(path, f"not a readable HDF5 file: {exc}")) from exc
     if not f.attrs.get("complete", False):
         f.close()
-        raise DataError(f"{path} is incomplete (no 'complete' attribute; an interrupted write?): "
-                        "delete it and rerun the prepare_dataset rule")
+        raise DataError(damaged_message(path, "incomplete: no 'complete' attribute; an interrupted write?"))
     return f
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import zipfile
 from pathlib import Path
 from typing import Iterable
 
@@ -32,7 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pipeline.artefacts import quantise  # noqa: F401  (re-exported: the one float -> uint8 conversion)
-from pipeline.provenance import atomic_path, to_json_attr
+from pipeline.provenance import DamagedArtefact, atomic_path, to_json_attr
 
 FEATURE_LAYER = "2048"  # pool features: the layer FID and KID are defined on
 INPUT_SIZE = 299
@@ -209,15 +210,18 @@ def save_statistics(path: str | os.PathLike, stats: dict, record: dict, *, weigh
 
 def load_statistics(path: str | os.PathLike, expected_weights_sha256: str) -> dict:
     """Statistics saved by ``save_statistics`` (with "features" when saved); refuses other weights' files."""
-    with np.load(path, allow_pickle=False) as data:
-        stats = {
-            "mu": data["mu"],
-            "sigma": data["sigma"],
-            "n": int(data["n"]),
-            "weights_sha256": str(data["weights_sha256"]),
-            "provenance": json.loads(str(data["provenance"])),
-            "features": data["features"] if "features" in data.files else None,
-        }
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            stats = {
+                "mu": data["mu"],
+                "sigma": data["sigma"],
+                "n": int(data["n"]),
+                "weights_sha256": str(data["weights_sha256"]),
+                "provenance": json.loads(str(data["provenance"])),
+                "features": data["features"] if "features" in data.files else None,
+            }
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as err:  # truncated or not save_statistics' file
+        raise DamagedArtefact(path, f"{type(err).__name__}: {err}") from err
     if stats["weights_sha256"] != expected_weights_sha256:
         raise ValueError(
             f"{path} was computed with Inception weights sha256 {stats['weights_sha256']}, "
