@@ -20,7 +20,7 @@ import yaml
 
 from pipeline.config import merged_config
 from pipeline.provenance import REPO_ROOT
-from tests.test_workflow import snakemake, tiny_config
+from tests.conftest import snakemake, tiny_config
 
 pytestmark = pytest.mark.slurm
 
@@ -99,6 +99,12 @@ def sacct(run: str, duplicates=False) -> list[tuple[str, str]]:
     return [(jobid, state.split()[0]) for jobid, state in rows]
 
 
+def sacct_tres(run: str) -> dict[str, str]:
+    """SLURM job id -> what it asked for (ReqTRES: 'billing=1,cpu=1,gres/gpu=1,mem=2000M,node=1')."""
+    rows = sh("sacct", "-X", "-P", "-n", "-o", "JobIDRaw,ReqTRES", "--name", run, "-S", "now-1days").splitlines()
+    return dict(row.split("|", 1) for row in rows if row)
+
+
 def wait_until(what: str, condition, timeout: float, proc=None, every=1.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -130,6 +136,7 @@ def test_tiny_workflow_on_slurm_matches_local_run(cluster, tmp_path):
     states = dict(sacct(run_id(out)))
     assert submitted and set(submitted) == set(states), (submitted, states)
     assert set(states.values()) == {"COMPLETED"}, states
+    assert not [tres for tres in sacct_tres(run_id(out)).values() if "gres/gpu" in tres], "config/cpu.yaml: no job asks for a GPU"
     # Every non-local job ran inside one of them: Snakemake names cluster jobs "rule", local ones
     # "localrule"; per-run jobs went as group jobs.
     local_rules = set(re.findall(r"^localrule (\w+):", out, re.M))

@@ -16,8 +16,8 @@ from pathlib import Path
 import yaml
 
 from pipeline.provenance import REPO_ROOT
-from tests.test_slurm import PROFILE, SUBMITTED, cluster, finish, profile_env, read_tables, run_id, sacct, sh, start_profile_run  # noqa: F401 (cluster: fixture)
-from tests.test_workflow import tiny_config
+from tests.test_slurm import PROFILE, SUBMITTED, cluster, finish, profile_env, read_tables, run_id, sacct, sacct_tres, sh, start_profile_run  # noqa: F401 (cluster: fixture)
+from tests.conftest import tiny_config
 
 RUN = "results/runs/mnist5k/normal/default/seed0"
 GPU_RULES = {"train_model", "evaluate_model", "encode", "sample", "fid_model", "fid_reference", "fid_real", "slp_run", "figure2"}
@@ -27,11 +27,6 @@ def requested_gpus(tres: str) -> int:
     """gres/gpu=N of sacct's ReqTRES ('billing=1,cpu=1,gres/gpu=1,mem=2000M,node=1'), 0 if none."""
     found = re.search(r"gres/gpu=(\d+)", tres)
     return int(found.group(1)) if found else 0
-
-
-def sacct_tres(run: str) -> dict[str, str]:
-    rows = sh("sacct", "-X", "-P", "-n", "-o", "JobIDRaw,ReqTRES", "--name", run, "-S", "now-1days").splitlines()
-    return dict(row.split("|", 1) for row in rows if row)
 
 
 def visible_devices(log: Path) -> list[str]:
