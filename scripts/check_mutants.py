@@ -65,6 +65,19 @@ MUTANTS = [
      "    generator, replaced = torch.Generator().manual_seed(seed), 0\n"
      "    z = torch.cat([vae.prior.sample(p.stop - p.start, generator=generator) for p in batches(n, batch_size)])\n",
      ["tests/test_evaluation.py::test_generated_images_do_not_depend_on_the_batch_size"]),
+    # the original's training protocol (issue 18)
+    ("protocol: the warm-up never trains z against N(0, I)", "pipeline/priors/base.py",
+     'self.warming_up = self.warmup_mode == "standard_normal" and epoch < self.warmup_epochs', "self.warming_up = False",
+     ["tests/test_training.py::test_the_original_warm_up_trains_z_against_the_standard_normal_first"]),
+    ("protocol: the prior trains from the first warm-up epoch", "pipeline/priors/base.py",
+     'return self.warmup_mode != "standard_normal" or epoch >= self.warmup_epochs - 1', "return True",
+     ["tests/test_training.py::test_the_original_warm_up_trains_z_against_the_standard_normal_first"]),
+    ("protocol: the prior's own learning rate ignored", "pipeline/training.py",
+     'base = base if base is not None else settings.get("prior_learning_rate")', "base = base if base is not None else None",
+     ["tests/test_training.py::test_the_prior_vae_and_its_scale_have_the_original_learning_rates"]),
+    ("protocol: LaDDer's mixture refitted warm whatever the option", "pipeline/priors/ladder.py",
+     'warm_start=refit == "warm",', "warm_start=True,",
+     ["tests/test_priors.py::test_ladder_refit_recovers_clusters_after_a_fit_on_differently_shaped_data"]),
     # a two-sided p-value used as one-sided, in each test the claims use (issue 19.6)
     ("claims: two-sided Welch p-value", "pipeline/claims/statistics.py",
      "result = stats.ttest_ind(target, rival, equal_var=False, alternative=claimed)",
