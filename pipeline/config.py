@@ -14,17 +14,13 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from pipeline.names import DEFAULT_VARIANT, VARIANT_HELP, parse_variant, variant_name
 from pipeline.provenance import REPO_ROOT
 
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 # The one full config (the paper's values); every other file in config/ is an overlay merged over it,
 # as Snakemake merges --configfile over the Snakefile's embedded config.yaml.
 DEFAULT_CONFIG = REPO_ROOT / "config" / "config.yaml"
-# A run's variant changes one setting of its method (LaDDer supplement Table 2's d_t ablation, the
-# 2-D latent models of Figures 2, 4 and 5); "default" is the headline run. It is a path component
-# of its own (results/runs/{dataset}/{method}/{variant}/seed{seed}), so method names are free.
-DEFAULT_VARIANT = "default"
-VARIANT_PATTERN = re.compile(r"^(?:default|d_(?P<key>[tz])(?P<size>[1-9][0-9]*))$")
 # Settings that say how a run executes, never what it computes: not part of a run's identity, so
 # a run interrupted under one set of them resumes under another.
 EXECUTION_KEYS = ("device", "num_threads", "data_on_device")
@@ -39,6 +35,13 @@ class ConfigError(ValueError):
 
 def load_schema() -> dict:
     return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def schema_defaults(block: str) -> dict:
+    """The schema's default for every key of a top-level config block that has one (the code's
+    defaults for that block come from here, so schema and code cannot disagree)."""
+    properties = load_schema()["properties"][block]["properties"]
+    return {key: copy.deepcopy(sub["default"]) for key, sub in properties.items() if "default" in sub}
 
 
 def _fill_defaults(validator_class):
@@ -193,7 +196,7 @@ def _option_origin(config: dict, dataset: str, method: str, variant: str, key: s
     return f"{key} (the prior's default; set methods.{method}.options.{key})"
 
 
-# Execution devices a job accepts (pipeline.training.resolve_device): auto picks CUDA when present.
+# Execution devices a job accepts (pipeline.devices.resolve_device): auto picks CUDA when present.
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:[0-9]+)?)$")
 
 
@@ -231,17 +234,17 @@ def check_fid_sizes(config: dict, source: str) -> None:
 
 def variant_overrides(variant: str) -> dict:
     """What a variant changes: {} for "default", {"d_t": N} or {"d_z": N}."""
-    match = VARIANT_PATTERN.match(variant)
-    if match is None:
-        raise ConfigError(f"unknown run variant {variant!r}: use 'default', 'd_t<N>' (prior VAE latent size) or 'd_z<N>' (data latent size)")
-    return {} if match["key"] is None else {f"d_{match['key']}": int(match["size"])}
+    change = parse_variant(variant)
+    if change is None:
+        raise ConfigError(f"unknown run variant {variant!r}: use {VARIANT_HELP}")
+    return change
 
 
 def ablation_variants(config: dict, dataset: str) -> list[str]:
     """Variants of ``ablation.method`` behind supplement Table 2 on a dataset; the dataset's own
     d_t is the headline run (variant "default"), not trained twice."""
     own = config["datasets"][dataset]["d_t"]
-    return [DEFAULT_VARIANT if d_t == own else f"d_t{d_t}" for d_t in config["ablation"]["d_t"].get(dataset, [])]
+    return [DEFAULT_VARIANT if d_t == own else variant_name("d_t", d_t) for d_t in config["ablation"]["d_t"].get(dataset, [])]
 
 
 def load_config(*paths: str | Path, overrides: dict | None = None) -> dict:
@@ -290,8 +293,7 @@ def run_settings(config: dict, dataset: str, method: str, seed: int, variant: st
     """A run's identity: every scientific setting its model depends on, flat and JSON-serialisable.
 
     Data (dataset, training subset), architecture, prior and its options, optimisation, epochs,
-    seed. Execution flags (``EXECUTION_KEYS``: device, threads) are not part of it: see
-    ``execution_flags``. Test-set settings are not either: only evaluation reads them.
+    seed. Execution flags (``EXECUTION_KEYS``: device, threads) are not part of it. Test-set settings are not either: only evaluation reads them.
     Prior options that the prior class accepts but the method leaves unset are filled from the
     dataset (``d_t``) and the run (``seed``), so one method block serves every dataset.
     """
@@ -337,14 +339,9 @@ def run_settings(config: dict, dataset: str, method: str, seed: int, variant: st
 
 
 def identity(settings: dict) -> dict:
-    """The scientific part of a settings dict (drops execution flags; older files carried them)."""
-    return {key: value for key, value in settings.items()
-            if key not in EXECUTION_KEYS and key != "test_limit" and NEUTRAL_SETTINGS.get(key, ()) != value}
-
-
-def execution_flags(config: dict) -> dict:
-    """How training runs: device, threads, where the dataset lives. Never part of a run's identity."""
-    return {key: config["training"][key] for key in EXECUTION_KEYS}
+    """The scientific part of a settings dict: without execution flags (a --settings JSON given by
+    hand may carry them) and switches at their neutral value (NEUTRAL_SETTINGS)."""
+    return {key: value for key, value in settings.items() if key not in EXECUTION_KEYS and NEUTRAL_SETTINGS.get(key, ()) != value}
 
 
 def data_options(config: dict, dataset: str) -> dict:

@@ -30,6 +30,7 @@ from pipeline.artefacts import batches, quantise, to_float
 from pipeline.layers import STD_FLOOR
 from pipeline.models import VAE
 from pipeline.models.vae import gaussian_entropy, laplace_log_likelihood
+from pipeline.seeds import SAMPLE_BLOCKS, derive_seed
 
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016
 SAMPLE_BLOCK = 100  # images per generator seed in ``generate``: a constant, never a config knob
@@ -43,7 +44,8 @@ class NonFiniteSamples(RuntimeError):
 
 
 def sample_seed(seed: int, block: int) -> int:
-    return seed * 1_000_003 + block
+    """The generator seed of generated block ``block`` of a run seeded ``seed`` (pipeline.seeds)."""
+    return derive_seed(seed, SAMPLE_BLOCKS, block)
 
 
 @torch.no_grad()

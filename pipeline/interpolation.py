@@ -359,24 +359,3 @@ def pair_table(vae: nn.Module, images: torch.Tensor, n_pairs: int, pair_seed: in
                     row[column] = float(held[row["path"]][stat][local]) if held else float("nan")
         rows += chunk_rows
     return pd.DataFrame(rows)
-
-
-def summarise_pairs(table):
-    """Per (dataset, method, seed): the mean over pairs of each statistic for SLP and SP, and
-    ``slp_higher_mean_log_p`` / ``slp_higher_min_log_p``, the fraction of pairs where SLP's
-    value beats the straight line's (the paper's claim that SLP stays where p is high).
-    ``table``: a long DataFrame with TABLE_COLUMNS (one or many pair_table outputs)."""
-    import pandas as pd
-
-    keys = ["dataset", "method", "seed"]
-    stats = ["mean_log_p", "min_log_p", "length", "step_std"]
-    wide = table.pivot_table(index=keys + ["pair"], columns="path", values=stats)  # columns (stat, path)
-    out = pd.DataFrame(index=wide.index)
-    for stat in stats:
-        for kind in ("slp", "straight"):
-            out[f"{kind}_{stat}"] = wide[(stat, kind)]
-    out["slp_higher_mean_log_p"] = (out["slp_mean_log_p"] > out["straight_mean_log_p"]).astype(float)
-    out["slp_higher_min_log_p"] = (out["slp_min_log_p"] > out["straight_min_log_p"]).astype(float)
-    summary = out.groupby(level=keys).mean()
-    summary.insert(0, "n_pairs", out.groupby(level=keys).size())
-    return summary.reset_index()

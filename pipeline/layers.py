@@ -7,6 +7,10 @@ from torch import nn
 from torch.nn import functional as F
 
 STD_FLOOR = 1e-3  # the original code's "+ 1e-3" on every std head
+# The std heads' activation when none is named: the workflow's (training.std_activation's schema
+# default), so a network built in a test or an experiment is the one the pipeline trains. The
+# paper's ReLU leaves dead units that collapse the VampPrior (experiments/vampprior_collapse).
+STD_ACTIVATION = "softplus"
 
 
 class StdHead(nn.Module):
@@ -16,7 +20,7 @@ class StdHead(nn.Module):
     'softplus' avoids dead units (a ReLU head that goes negative never recovers).
     """
 
-    def __init__(self, d_in: int, d_out: int, activation: str = "relu"):
+    def __init__(self, d_in: int, d_out: int, activation: str = STD_ACTIVATION):
         super().__init__()
         if activation not in ("relu", "softplus"):
             raise ValueError(f"std_activation must be 'relu' or 'softplus', got {activation!r}")

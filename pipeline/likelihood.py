@@ -32,20 +32,19 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-import numpy as np
 import torch
 
 from pipeline.models.vae import laplace_log_likelihood
 from pipeline.priors.base import LOG_2PI
+from pipeline.seeds import derive_seed
 
 LogLikelihood = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (x (M, ...), mean (M, ...)) -> (M,)
 
 
 # -- per-image noise ------------------------------------------------------------------------
 def image_seed(seed: int, index: int) -> int:
-    """A 63-bit seed for image ``index`` of a run seeded ``seed`` (SeedSequence mixes both)."""
-    words = np.random.SeedSequence([int(seed), int(index)]).generate_state(2, np.uint32)
-    return (int(words[0]) << 31 | int(words[1]) >> 1) & (2**63 - 1)
+    """A 63-bit seed for image ``index`` of a run seeded ``seed`` (pipeline.seeds)."""
+    return derive_seed(seed, index)
 
 
 def image_noise(n_samples: int, dim: int, seed: int, index: int) -> torch.Tensor:

@@ -162,7 +162,7 @@ def claims_html(claims: pd.DataFrame, alpha: float) -> str:
     from pipeline.claims.definitions import _num
     from pipeline.claims.render import RULES_TEXT, _difference
     from pipeline.claims.statistics import RULE_SENTENCE, verdict_label
-    from pipeline.tables import DATASET_LABELS
+    from pipeline.names import dataset_label
 
     records = [{k: ("" if isinstance(v, float) and math.isnan(v) and k not in _NUMBER_COLUMNS else v) for k, v in r.items()}
                for r in claims.to_dict("records")]  # a CSV read back has NaN where the frame had ""
@@ -185,7 +185,7 @@ def claims_html(claims: pd.DataFrame, alpha: float) -> str:
             rows.append(cells)
             classes.append(cell_classes)
         body += ["<h2>Summary</h2>", f'<p class="note">{_inline(RULE_SENTENCE)}</p>',
-                 _table(["Claim", *(DATASET_LABELS.get(d, d) for d in datasets)], rows, cell_classes=classes)]
+                 _table(["Claim", *(dataset_label(d) for d in datasets)], rows, cell_classes=classes)]
     header = ["Dataset", "Subject", "Paper", "Paper agrees", "Ours: mean ± sd [per seed]", "Seeds", "Test", "Deciding comparison",
               "Difference [95 % CI]", "p", "p (opposite)", "Verdict", "Note"]
     column_classes = ["", "", "long", "", "long", "num", "long", "long", "", "num", "num"]
@@ -193,7 +193,7 @@ def claims_html(claims: pd.DataFrame, alpha: float) -> str:
         part = [r for r in records if r["claim"] == claim]
         rows, classes = [], []
         for r in part:
-            cells = [DATASET_LABELS.get(r["dataset"], r["dataset"]), _text(r["subject"]), _text(r["paper"]) or "-", _text(r["paper_agrees"]) or "-",
+            cells = [dataset_label(r["dataset"]), _text(r["subject"]), _text(r["paper"]) or "-", _text(r["paper_agrees"]) or "-",
                      _text(r["ours_per_seed"]) or "-", _text(r["n_seeds"]), _text(r["test"]) or "-", _text(r["deciding"]) or "-", _difference(r),
                      _num(r["p_value"]), _num(r["p_opposite"])]
             rows.append([html.escape(c) for c in cells] + [f"<strong>{html.escape(verdict_label(r))}</strong>", html.escape(_text(r["note"]))])

@@ -1,7 +1,7 @@
 """The one reader of the per-run metric files (``metrics.json``, ``fid.json``) that tables and claims use.
 
 The files are written by ``pipeline.artefacts.write_run_json``: ``{"dataset", "method", "variant",
-"seed", "prior", "metrics": {...}, "provenance": {...}}`` (FID files may add ``fid_protocol``).
+"seed", "prior", "d_t", "metrics": {...}, "provenance": {...}}`` (FID files may add ``fid_protocol``).
 ``read_run_metrics`` turns any number of them into one DataFrame row per run.
 """
 
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.names import DEFAULT_VARIANT
 from pipeline.provenance import DamagedArtefact
 
-DEFAULT_VARIANT = "default"
 RUN_KEYS = ["dataset", "method", "variant", "seed"]  # what makes two files the same run
-COLUMNS = ["path", *RUN_KEYS, "prior", "protocol_notes"]  # then the metrics, as the files name them
+COLUMNS = ["path", *RUN_KEYS, "prior", "d_t", "protocol_notes"]  # then the metrics, as the files name them
 
 
 def as_paths(paths) -> list[str]:
@@ -35,7 +35,7 @@ def read_run_metrics(paths) -> pd.DataFrame:
         try:
             data = json.loads(Path(path).read_text())
             rows.append({"path": path, "dataset": data["dataset"], "method": data["method"],
-                         "variant": data.get("variant") or DEFAULT_VARIANT, "seed": int(data["seed"]), "prior": data.get("prior"),
+                         "variant": data.get("variant") or DEFAULT_VARIANT, "seed": int(data["seed"]), "prior": data.get("prior"), "d_t": data.get("d_t"),
                          "protocol_notes": (data.get("fid_protocol") or {}).get("notes"), **data["metrics"]})
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:  # truncated, not JSON, or not a run's record
             raise DamagedArtefact(path, f"not a per-run result file: {type(err).__name__}: {err}") from err

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.names import dataset_label, parse_variant, variant_label, variant_name
 from pipeline.paper_values import PAPER_DATASET, PAPER_VALUES, read_paper_values  # noqa: F401  (PAPER_VALUES: re-exported)
 from pipeline.provenance import atomic_path, provenance, write_json
 from pipeline.run_metrics import read_run_metrics
 
 # Column labels come from the priors (``Prior.label``); these are the columns that are not priors.
 SPECIAL_LABELS = {"real": "Real image"}
-DATASET_LABELS = {"mnist": "MNIST", "mnist5k": "MNIST-5k", "fashion_mnist": "Fashion-MNIST", "celeba": "CelebA"}
 
 
 # The paper's d_t per dataset for its headline numbers (NOTES section 1: supplement Table 2's cells
@@ -136,8 +136,8 @@ def column_label(column: str, prior: str | None = None) -> str:
 
     if column in SPECIAL_LABELS:
         return SPECIAL_LABELS[column]
-    if column.startswith("d_t="):
-        return "d_t = " + column.split("=", 1)[1]
+    if parse_variant(column):  # supplement Table 2's columns: d_t<N> -> "d_t = N"
+        return variant_label(column)
     if prior is None:
         return column
     return prior_label(prior) if column == prior else f"{column} ({prior_label(prior)})"
@@ -153,8 +153,8 @@ def summarise(name: str, runs: pd.DataFrame) -> pd.DataFrame:
     paper = read_paper_values(name)
     runs = runs.copy()
     if spec.by_d_t and "d_t" in runs:
-        # supplement Table 2's columns are d_t values (the paper file names them ladder_dt<N>)
-        runs["method"] = [m if m == "real" else f"d_t={int(d)}" for m, d in zip(runs.method, runs.d_t)]
+        # supplement Table 2's columns are d_t values, named as variants (d_t<N>), as in the paper file
+        runs["method"] = [m if m == "real" else variant_name("d_t", d) for m, d in zip(runs.method, runs.d_t)]
     out = []
     for metric in spec.metrics:
         if metric.source not in runs:
@@ -164,8 +164,7 @@ def summarise(name: str, runs: pd.DataFrame) -> pd.DataFrame:
             if values.empty:
                 continue
             paper_dataset = PAPER_DATASET.get(dataset, dataset)
-            paper_method = f"ladder_dt{method.split('=', 1)[1]}" if method.startswith("d_t=") else method
-            match = paper[(paper.metric == metric.paper_metric) & (paper.dataset == paper_dataset) & (paper.method == paper_method)]
+            match = paper[(paper.metric == metric.paper_metric) & (paper.dataset == paper_dataset) & (paper.method == method)]
             row = {
                 "table": name, "metric": metric.key, "dataset": dataset, "method": method,
                 "prior": group["prior"].dropna().iloc[0] if "prior" in group and group["prior"].notna().any() else None,
@@ -175,7 +174,7 @@ def summarise(name: str, runs: pd.DataFrame) -> pd.DataFrame:
                 "paper_std": match["std"].iloc[0] if len(match) else math.nan,
                 "paper_dataset": paper_dataset if len(match) else "",
             }
-            if metric.hierarchical_constant and paper_method == "hierarchical" and len(match) and paper_dataset in PAPER_D_T:
+            if metric.hierarchical_constant and method == "hierarchical" and len(match) and paper_dataset in PAPER_D_T:
                 # the original's d_t = 2 entropy constant removed from the paper's value (a correction under that reading)
                 row["paper_correction"] = original_hierarchical_constant(PAPER_D_T[paper_dataset])
                 row["paper_d_t"] = PAPER_D_T[paper_dataset]
@@ -233,12 +232,12 @@ def grid(name: str, summary: pd.DataFrame) -> list[tuple[Metric, pd.DataFrame]]:
         rows = {}
         for dataset in dict.fromkeys(part.dataset):
             cells = part[part.dataset == dataset].set_index("method")
-            label = DATASET_LABELS.get(dataset, dataset)
+            label = dataset_label(dataset)
             rows[(label, "ours")] = [_marked_cell(cells.loc[m], metric.decimals) if m in cells.index else "-" for m in methods]
             if metric.paper_metric is None:
                 continue
             paper_label = metric.paper_label + ("" if PAPER_DATASET.get(dataset, dataset) == dataset
-                                                else f" ({DATASET_LABELS[PAPER_DATASET[dataset]]})")
+                                                else f" ({dataset_label(PAPER_DATASET[dataset])})")
             rows[(label, paper_label)] = [_cell(cells.loc[m, "paper_mean"], cells.loc[m, "paper_std"], metric.decimals) if m in cells.index else "-"
                                           for m in methods]
             if "paper_correction" in cells and cells["paper_correction"].notna().any():
@@ -276,7 +275,7 @@ def table_notes(name: str, summary: pd.DataFrame) -> list[str]:
                      f"Per cell: {detail}.")
     if "paper_correction" in summary and summary["paper_correction"].notna().any():
         fixed = summary.dropna(subset=["paper_correction"]).drop_duplicates("paper_dataset")
-        sizes = "; ".join(f"{DATASET_LABELS.get(r.paper_dataset, r.paper_dataset)}: +{r.paper_correction:.2f} nats at d_t = {int(r.paper_d_t)}"
+        sizes = "; ".join(f"{dataset_label(r.paper_dataset)}: +{r.paper_correction:.2f} nats at d_t = {int(r.paper_d_t)}"
                           for r in fixed.itertuples())
         lines.append("‖ The original code computes the entropy of q(t|z) for its hierarchical prior with d_t = 2 in the constant "
                      "(codes/base.py, around line 345), so that prior's bound, and the ELBO containing it, are (d_t - 2)/2 (1 + log 2 pi) "

@@ -111,13 +111,14 @@ def test_c1_needs_both_parts(tmp_path):
     assert row.statistic.count("ladder vs normal") + row.statistic.count("normal vs ladder") == 1  # shared pair counted once
 
 
-def test_c2_derives_the_difference_and_uses_the_dataset_statement(tmp_path):
+def test_c2_uses_the_difference_and_the_dataset_statement(tmp_path):
     paths = []
     for method, gen in {"normal": 200, "vampprior": 40, "gmm": 8, "ladder": 6}.items():
         for seed in range(3):
             path = tmp_path / f"{method}{seed}.json"
             path.write_text(json.dumps({"dataset": "mnist5k", "method": method, "seed": seed,
-                                        "metrics": {"fid_generation": gen + seed, "fid_reconstruction": 2.0 + 0.1 * seed}}))
+                                        "metrics": {"fid_generation": gen + seed, "fid_reconstruction": 2.0 + 0.1 * seed,
+                                                    "fid_difference": gen + seed - (2.0 + 0.1 * seed)}}))
             paths.append(path)
     row = row_of(evaluate_claims([], paths), "C2", "mnist5k")
     assert row.subject == "ladder+gmm" and row.verdict == "holds"
@@ -170,7 +171,7 @@ def ablation(tmp_path, means, seeds=3, spread=0.3):
 def test_c6_diminishing_returns_hold(tmp_path):
     row = ablation(tmp_path, {2: 25.0, 4: 10.0, 8: 6.0, 16: 5.0})
     assert row.verdict == "holds" and "rho" in row.statistic and "first gain - last gain" in row.statistic
-    assert row.paper_agrees == "yes" and "d_t=2: 25.3" in row.paper
+    assert row.paper_agrees == "yes" and "d_t = 2: 25.3" in row.paper
 
 
 def test_c6_constant_gain_per_doubling_is_not_diminishing(tmp_path):
@@ -307,7 +308,7 @@ def test_c6_reads_variant_files_and_ignores_other_variants(tmp_path):
                                         "metrics": {"fid_generation": fid + 0.2 * seed, "d_t": d_t}}))
             paths.append(path)
     row = row_of(evaluate_claims([], paths), "C6")
-    assert "500" not in row.ours_per_seed and row.ours_per_seed.startswith("d_t=2: 25.1") and row.verdict == "holds"
+    assert "500" not in row.ours_per_seed and row.ours_per_seed.startswith("d_t = 2: 25.1") and row.verdict == "holds"
 
 
 def test_a_part_without_data_cannot_hold_but_can_fail(tmp_path):

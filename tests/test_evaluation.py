@@ -8,8 +8,7 @@ import torch
 from pipeline.artefacts import to_float
 from pipeline.evaluation import evaluate
 from pipeline.models import build_vae
-from tests.conftest import make_digits, tiny_settings
-from tests.test_priors import set_proposal
+from tests.conftest import make_digits, set_proposal, tiny_settings
 
 
 def _vae(method="normal"):
@@ -108,7 +107,8 @@ def _linear_gaussian_hierarchical():
 def test_importance_sampled_cross_entropy_agrees_with_the_exact_one():
     vae = _linear_gaussian_hierarchical()
     images = torch.from_numpy(make_digits(10, 7)[0])
-    metrics = evaluate(vae, images, mc_samples=200, is_samples=500, progress=False, seed=2)
+    # 800 z per image: the Monte-Carlo error of the mean over z (sd ~0.15 nats at 200) stays below 0.1
+    metrics = evaluate(vae, images, mc_samples=800, is_samples=500, progress=False, seed=2)
     with torch.no_grad():
         mean, std = vae.encode(images.float() / 255)
         pv = vae.prior.vae

@@ -129,7 +129,7 @@ def test_check_config_names_each_dataset_without_raw_data_and_the_fix(tmp_path, 
 def test_dry_run_warns_of_missing_raw_data_and_still_plans(tmp_path):
     import yaml
 
-    from tests.test_workflow import snakemake, tiny_config
+    from tests.conftest import snakemake, tiny_config
 
     config = yaml.safe_load(tiny_config(tmp_path).read_text())
     config["data"].update(raw_dir=str(tmp_path / "raw"), fashion_mnist_system_dirs=[])

@@ -206,20 +206,6 @@ def test_figure_functions_on_tiny_arrays(tmp_path):
         assert (tmp_path / name).stat().st_size > 1000
 
 
-def test_summarise_pairs_counts_wins():
-    from pipeline.interpolation import summarise_pairs
-
-    rows = []
-    for pair, (slp_mean, sp_mean) in enumerate([(-1.0, -3.0), (-2.0, -1.0), (-0.5, -4.0)]):
-        for kind, mean in (("slp", slp_mean), ("straight", sp_mean)):
-            rows.append({"dataset": "d", "method": "m", "seed": 0, "pair": pair, "path": kind, "mean_log_p": mean,
-                         "min_log_p": mean - 1, "length": 2.0 if kind == "slp" else 1.0, "step_std": 0.0})
-    summary = summarise_pairs(pd.DataFrame(rows))
-    assert len(summary) == 1 and summary.loc[0, "n_pairs"] == 3
-    assert summary.loc[0, "slp_higher_mean_log_p"] == pytest.approx(2 / 3)
-    assert summary.loc[0, "slp_mean_log_p"] == pytest.approx(-3.5 / 3) and summary.loc[0, "straight_length"] == 1.0
-
-
 @pytest.mark.parametrize("name", ["vampprior", "realnvp", "gmm"])
 def test_latent_space_log_prob_takes_paths_of_any_batch_shape(name):
     """The prior contract's log_prob takes (B, d); SLP evaluates (pairs, points, d)."""

@@ -23,7 +23,7 @@ from torch import nn
 from pipeline.priors import PRIORS, build_prior
 from pipeline.priors.base import standard_normal_log_prob
 from pipeline.priors.mixture import GaussianMixtureBuffers
-from tests.conftest import SMALL_PRIOR_OPTIONS
+from tests.conftest import SMALL_PRIOR_OPTIONS, clustered, grid, set_proposal, total_variation
 
 D_Z = 2
 
@@ -68,14 +68,6 @@ def make(name: str, options: dict, seed: int = 0, d_z: int = D_Z, encoder: nn.Mo
     prior = build_prior(name, d_z, dict(options))
     prior.bind_encoder(encoder)
     return prior, encoder
-
-
-def clustered(n: int, seed: int = 0, d: int = 2) -> torch.Tensor:
-    """Three tight clusters in 2-D: (n, d)"""
-    g = torch.Generator().manual_seed(seed)
-    centres = torch.tensor([[-2.0, -1.0], [1.5, -1.5], [0.5, 2.0]])[:, :d]
-    k = torch.randint(3, (n,), generator=g)
-    return centres[k] + 0.3 * torch.randn(n, d, generator=g)
 
 
 def fit_if_needed(prior, seed: int = 0, epoch: int = 0) -> dict | None:
@@ -202,12 +194,6 @@ NORMALISATION = {
 NORM_CASES = [pytest.param(n, NORMALISATION.get(n, SMALL.get(n, {})), id=n) for n in sorted(PRIORS)]
 
 
-def grid(half: float, step: float) -> torch.Tensor:
-    """Cell centres of a square grid over [-half, half]^2: (n*n, 2)"""
-    g = torch.arange(-half + step / 2, half, step)
-    return torch.cartesian_prod(g, g)
-
-
 @pytest.mark.parametrize("name,options", NORM_CASES)
 def test_density_integrates_to_one(name, options):
     prior, _ = make(name, options)
@@ -235,20 +221,6 @@ def linear_gaussian_prior(hyper: str = "hierarchical", sigma: float = 0.3):
         prior.vae.dec_mean.weight.copy_(A)
         prior.vae.dec_mean.bias.copy_(b)
     return prior, A, b
-
-
-def set_proposal(prior, A, b, sigma, inflate: float = 1.2, prec_t: torch.Tensor | None = None):
-    """q(t|z): mean = the posterior mean under p(t) = N(0, I), diagonal std from the posterior
-    precision's diagonal (the ELBO-optimal diagonal Gaussian) times ``inflate``."""
-    prec = (torch.eye(2) if prec_t is None else prec_t) + A.T @ A / sigma**2  # (2, 2)
-    S = torch.linalg.inv(prec)
-    W = S @ A.T / sigma**2
-    std = inflate / prec.diagonal().sqrt()
-    with torch.no_grad():
-        prior.vae.enc_mean.weight.copy_(W)
-        prior.vae.enc_mean.bias.copy_(-W @ b)
-        prior.vae.enc_std.linear.weight.zero_()
-        prior.vae.enc_std.linear.bias.copy_(torch.log(torch.expm1(std - 1e-3)))
 
 
 def test_prior_vae_linear_when_no_hidden_layers():
@@ -327,22 +299,6 @@ def test_ladder_hyper_term_uses_n_hyper_samples():
 
 
 # -- sampling consistent with log p --------------------------------------------------------
-def total_variation(sample: torch.Tensor, log_prob, half: float = 6.0, bin_w: float = 0.4, sub: int = 8):
-    """TV between a 2-D histogram of samples and the bin masses of exp(log_prob) (integrated
-    on a sub x sub finer grid per bin). Returns (tv, grid mass)."""
-    n_bins = int(round(2 * half / bin_w))
-    step = bin_w / sub
-    pts = grid(half, step)  # (n_bins*sub)^2 cell centres, row-major in (x, y)
-    with torch.no_grad():
-        dens = log_prob(pts).exp().reshape(n_bins, sub, n_bins, sub).sum((1, 3)) * step**2  # (n_bins, n_bins)
-    idx = torch.floor((sample + half) / bin_w).long()  # (n, 2)
-    inside = ((idx >= 0) & (idx < n_bins)).all(1)
-    counts = torch.zeros(n_bins * n_bins)
-    counts.index_add_(0, idx[inside, 0] * n_bins + idx[inside, 1], torch.ones(int(inside.sum())))
-    hist = counts.reshape(n_bins, n_bins) / sample.shape[0]
-    return 0.5 * (hist - dens).abs().sum().item(), dens.sum().item()
-
-
 # every prior with an exact density (the generative priors' samples are checked through t below)
 SAMPLING_CASES = [pytest.param(n, NORMALISATION.get(n, SMALL.get(n, {})), id=n) for n in sorted(PRIORS) if PRIORS[n].exact]
 

@@ -17,7 +17,7 @@ import torch
 from pipeline.priors import build_prior
 from pipeline.priors import realnvp  # noqa: F401  (registers "realnvp" until priors/__init__ imports it)
 from pipeline.priors.base import standard_normal_log_prob
-from tests.test_priors import clustered, grid, total_variation
+from tests.conftest import clustered, grid, total_variation
 
 SMALL = dict(n_blocks=4, hidden=32, n_layers=1)
 

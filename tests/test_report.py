@@ -2,8 +2,8 @@
 that read at laptop width, captions whose counts follow the config, and a check that a finished
 report holds every table, figure and claim the DAG built, with captions and run times.
 
-``check_report(workdir, configfile)`` runs ``snakemake --report`` on a finished workflow and is
-called at the end of tests/test_workflow.py's tiny end-to-end run (no second DAG run here)."""
+``check_report(workdir, configfile)`` (tests/conftest.py) runs ``snakemake --report`` on a finished
+workflow and is called at the end of tests/test_workflow.py's tiny end-to-end run (no second DAG run here)."""
 
 import base64
 import html
@@ -23,24 +23,11 @@ import pytest
 from pipeline.provenance import REPO_ROOT
 from pipeline.report import claims_html, write_table_html
 from pipeline.tables import PAPER_VALUES, build_table
-
-# Rules of the end-to-end run whose job run times the report must show (Statistics panel).
-TIMED_RULES = ("prepare_dataset", "train_model", "evaluate_model", "fid_model", "table", "claims")
-
+from tests.conftest import decode_data_uri, read_report, rows
 
 def write_run(path, dataset, method, seed, **metrics):
     path.write_text(json.dumps({"dataset": dataset, "method": method, "variant": "default", "seed": seed, "prior": method, "metrics": metrics}))
     return path
-
-
-def rows(page: str) -> list[tuple[str, list[str]]]:
-    """(row class, cell texts) of every body row of every table in a page."""
-    out = []
-    for cls, body in re.findall(r'<tr(?: class="([^"]*)")?>(.*?)</tr>', page, re.S):
-        cells = [html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", body, re.S)]
-        if cells:
-            out.append((cls, cells))
-    return out
 
 
 def test_table_page_shows_ours_above_the_papers_values(tmp_path):
@@ -169,40 +156,6 @@ def test_caption_counts_follow_the_config(epochs, rows):
         assert "1 epochs" not in caption and "10 x 10" not in caption
 
 
-# -- reading a finished report back --------------------------------------------------------
-@dataclass(frozen=True)
-class ReportContents:
-    results: dict      # result path -> {"name", "caption" (HTML), "mime_type", "data_uri", "job_properties", ...}
-    categories: dict   # category -> subcategory -> list of result paths
-    runtimes: list     # [{"rule", "runtime" (s)}], one per job Snakemake has metadata for
-    description: str   # the workflow description (Snakefile ``report:`` text) as HTML
-
-    def in_category(self, category: str) -> list[str]:
-        return [path for sub in self.categories.get(category, {}).values() for path in sub]
-
-
-def _script_json(page: str, name: str, script_id: str):
-    # anchored on the script element's id: the bundled libraries hold "var results = ..." too
-    match = re.search(rf'<script id="{script_id}">\s*var {name} = (.*?);\s*</script>', page, re.S)
-    if match is None:
-        raise ValueError(f"no `var {name}` in the page: not a Snakemake (>= 8) HTML report")
-    return json.loads(match.group(1))
-
-
-def read_report(path: Path) -> ReportContents:
-    """Parse the JSON that Snakemake's self-contained report page embeds."""
-    page = Path(path).read_text()
-    categories = _script_json(page, "categories", "categories")
-    runtimes = _script_json(page, "runtimes_spec", "runtimes")["data"]["values"]
-    return ReportContents(_script_json(page, "results", "results"), categories, runtimes, _script_json(page, "workflow_desc", "workflow-desc"))
-
-
-def decode_data_uri(uri: str) -> bytes:
-    """The bytes of an embedded result (``data:<mime>;charset=..;filename=..;base64,<data>``)."""
-    header, _, data = uri.partition(",")
-    return base64.b64decode(data) if header.endswith(";base64") else unquote_to_bytes(data)
-
-
 def test_read_report_parses_snakemake_page(tmp_path):
     png = b"\x89PNG fake"
     uri = "data:image/png;charset=utf8;filename=a.png;base64," + base64.b64encode(png).decode()
@@ -216,62 +169,3 @@ def test_read_report_parses_snakemake_page(tmp_path):
     contents = read_report(tmp_path / "r.html")
     assert contents.in_category("Figures") == ["results/a.png"] and contents.runtimes[0]["rule"] == "train_model"
     assert decode_data_uri(contents.results["results/a.png"]["data_uri"]) == png and contents.description == "<p>desc</p>"
-
-
-# -- the check on a finished workflow (called from tests/test_workflow.py) --------------------------
-def _caption_ok(path: str, entry: dict) -> None:
-    caption = entry.get("caption") or ""
-    assert len(re.sub(r"<[^>]+>", "", caption).strip()) > 40, f"{path}: the report shows no caption"
-    # docutils renders RST errors into the caption as "System Message" blocks
-    assert "System Message" not in caption and "system-message" not in caption, f"{path}: caption has an RST error: {caption[:500]}"
-
-
-def check_report(workdir: Path, configfile: Path, timeout: int = 600, snakefile: Path = REPO_ROOT / "Snakefile"):
-    """Build ``snakemake --report`` in a finished workflow and check that it holds every table
-    (as its HTML page, with the paper's rows), the claims' verdicts, every figure the DAG wrote
-    under results/figures, each with a caption, and the jobs' run times. ``workdir`` must hold a
-    finished run of ``configfile`` and nothing older (every PNG under results/figures is expected
-    in the report). Returns the contents (ReportContents)."""
-    workdir = Path(workdir)
-    out = workdir / "report.html"
-    # outside the repository root profiles/default (which names the stylesheet) is not loaded
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--report", str(out), "--configfile", str(configfile),
-               "--report-stylesheet", str(REPO_ROOT / "workflow" / "report" / "style.css")]
-    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    assert "nav.h-screen.min-w-fit" in out.read_text(), "the report lacks workflow/report/style.css (the menu would widen)"
-    contents = read_report(out)
-    assert contents.description.strip(), "no workflow description: the Snakefile needs `report: \"workflow/report/workflow.rst\"`"
-
-    tables = sorted(workdir.glob("results/tables/*.md"))
-    assert tables, "the workflow built no table"
-    for md in tables:
-        path = f"results/tables/{md.stem}.html"
-        assert path in contents.in_category("Tables"), f"{path} is not in the report's Tables (has {contents.in_category('Tables')})"
-        entry = contents.results[path]
-        _caption_ok(path, entry)
-        page = decode_data_uri(entry["data_uri"]).decode()
-        kinds = [cls for cls, _ in rows(page)]
-        assert "ours" in kinds and "paper" in kinds, f"{path}: the page lacks our rows or the paper's"
-        cells = [c.strip() for line in md.read_text().splitlines() if line.startswith("|") and not line.startswith(("| Dataset", "|---"))
-                 for c in line.strip("|").split("|")]
-        assert cells == [c for _, row in rows(page) for c in row], f"{path}: the page's cells differ from {md.name}'s"
-
-    if (workdir / "results" / "claims.md").exists():
-        assert "results/claims.html" in contents.in_category("Claims"), "the claims' verdicts are not in the report"
-        _caption_ok("results/claims.html", contents.results["results/claims.html"])
-        page = decode_data_uri(contents.results["results/claims.html"]["data_uri"]).decode()
-        assert re.search(r'<td class="(holds|fails|inconclusive|not-run)">', page), "the claims page shows no verdict"
-
-    figures = sorted(str(p.relative_to(workdir)) for p in workdir.glob("results/figures/**/*.png"))
-    assert figures, "the workflow built no figure"
-    missing = [f for f in figures if f not in contents.results]
-    assert not missing, f"figures not in the report: {missing}"
-    for path in figures:
-        assert contents.results[path]["mime_type"] == "image/png", path
-        _caption_ok(path, contents.results[path])
-
-    timed = {r["rule"] for r in contents.runtimes}
-    assert set(TIMED_RULES) <= timed, f"no run time for rules {set(TIMED_RULES) - timed}"
-    assert all(r["runtime"] >= 0 for r in contents.runtimes)
-    return contents

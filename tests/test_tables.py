@@ -45,8 +45,8 @@ def test_dt_ablation_columns_and_fid_counts(tmp_path):
                         d_t=d, fid_n_generated=50, fid_n_reference=100) for d in (2, 16)]
     inputs.append(write_run(tmp_path / "real.json", "fashion_mnist", "real", 0, fid_real=1.5, fid_n_generated=50, fid_n_reference=100))
     summary = build_table("table_sm2", inputs, tmp_path / "sm2")
-    assert set(summary.method) == {"d_t=2", "d_t=16", "real"}
-    assert summary[summary.method == "d_t=16"].iloc[0].paper_mean == 5.2
+    assert set(summary.method) == {"d_t2", "d_t16", "real"}  # variant names (pipeline.names)
+    assert summary[summary.method == "d_t16"].iloc[0].paper_mean == 5.2
     md = (tmp_path / "sm2.md").read_text()
     assert "d_t = 2" in md and "d_t = 16" in md and "fid_n_generated = 50" in md
 

@@ -10,38 +10,7 @@ import pytest
 import yaml
 
 from pipeline.provenance import REPO_ROOT
-from tests.conftest import quick_config
-
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO_ROOT / "Snakefile")]
-METHODS = ["normal", "vampprior", "gmm", "hierarchical", "ladder", "realnvp"]
-
-
-def snakemake(*args, cwd, timeout=900):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
-
-
-def tiny_config(tmp_path: Path) -> Path:
-    config = quick_config()
-    config["run"] = {"datasets": ["mnist5k"], "methods": METHODS, "seeds": [0]}
-    config["datasets"]["mnist5k"].update(epochs=2, batch_size=64, train_limit=256, test_limit=64)
-    config["methods"]["vampprior"]["options"]["n_components"] = 4
-    config["methods"]["gmm"]["options"].update(n_components=3, fit_samples=64, max_iter=20)
-    config["methods"]["hierarchical"]["options"].update(n_layers=1, hidden=32)
-    config["methods"]["ladder"]["options"].update(n_layers=1, hidden=32, n_components=3, fit_samples=64, n_hyper_samples=4, max_iter=20)
-    config["methods"]["realnvp"]["options"].update(n_blocks=2, hidden=16)
-    config["figures"].update(datasets=["mnist5k"], seeds=[0], fig2_fit_images=200, fig2_grid_size=30, fig2_is_samples=8, fig2_mc_points=100,
-                             fig2_epochs=2, fig2_steps_per_epoch=5, fig4_max_points=256, samples_grid_rows=4)
-    config["interpolation"].update(iterations=20, n_pairs=3, test_images=32, figure_pairs=2, figure6_pairs=1, grid_size=30)
-    config["training"]["num_threads"] = 1
-    config["evaluation"].update(is_samples=8, batch_size=64, loglik_samples=8, loglik_test_limit=8)
-    config["sampling"].update(n_samples=16, batch_size=16, grid_rows=4)
-    config["fid"].update(n_samples=8, n_reference=8, batch_size=8, device="cpu", kid_subset_size=4, kid_subsets=10)
-    config["ablation"]["d_t"] = {"mnist5k": [2, 8]}
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
+from tests.conftest import METHODS, SNAKEMAKE, snakemake, tiny_config
 
 @pytest.mark.slow
 def test_tiny_workflow_end_to_end_then_nothing_to_do(tmp_path):
@@ -78,7 +47,7 @@ def test_tiny_workflow_end_to_end_then_nothing_to_do(tmp_path):
     claims = (tmp_path / "results" / "claims.md").read_text()
     assert "C1" in claims and "C8" in claims
     # Issue 13.5: the Snakemake report holds every table and figure this DAG built
-    from tests.test_report import check_report
+    from tests.conftest import check_report
 
     check_report(tmp_path, config)
     # Issue 8.1: a table cell is the mean over seeds of the per-run metric files

@@ -60,9 +60,9 @@ import pandas as pd
 from scipy import stats
 
 from pipeline.claims.statistics import ALPHA, Comparison, Verdict, contrast, decide, deciding, is_best, one_sample, rank_trend, welch
+from pipeline.names import DEFAULT_VARIANT, dataset_label, parse_variant, variant_label, variant_name
 from pipeline.paper_values import paper_dataset, paper_values
-from pipeline.run_metrics import DEFAULT_VARIANT, as_paths, read_run_metrics
-from pipeline.tables import DATASET_LABELS
+from pipeline.run_metrics import as_paths, read_run_metrics
 
 REAL = "real"  # real-image FID files: a reference, never a rival
 
@@ -179,7 +179,7 @@ def _ours_text(values: dict[str, pd.Series]) -> str:
 
 def _paper_label(dataset: str) -> str:
     paper = paper_dataset(dataset)
-    return "paper" if paper == dataset else f"paper ({DATASET_LABELS.get(paper, paper)})"
+    return "paper" if paper == dataset else f"paper ({dataset_label(paper)})"
 
 
 def _paper_text(dataset: str, values: dict[str, tuple[float, float]]) -> str:
@@ -208,9 +208,6 @@ def _row(claim: str, dataset: str, subject: str, statement: str, metric: str, al
 
 def evaluate_rank_claim(spec: RankClaim, dataset: str, records: pd.DataFrame, alpha: float) -> dict:
     values = per_seed(records, dataset, spec.metric, spec.factor)
-    if spec.metric == "fid_difference" and not values:  # older FID files: derive it
-        gen, rec = per_seed(records, dataset, "fid_generation"), per_seed(records, dataset, "fid_reconstruction")
-        values = {m: (gen[m] - rec[m]).dropna() for m in gen if m in rec}
     comparisons, reasons, seen = [], [], set()
     for part in spec.parts:
         found, reason = is_best({m: v.to_numpy() for m, v in values.items()}, part.targets, part.direction)
@@ -260,7 +257,7 @@ def evaluate_c6(dataset: str, records: pd.DataFrame, alpha: float, method: str =
     groups: dict[int, np.ndarray] = {}
     if not records.empty and {"d_t", "fid_generation"} <= set(records):
         # headline run and d_t variants only: other variants (Figure 4's 2-D models) are not the ablation
-        ablation = (records.variant == DEFAULT_VARIANT) | records.variant.str.startswith("d_t")
+        ablation = records.variant.map(lambda v: parse_variant(v) is not None and set(parse_variant(v)) <= {"d_t"})
         part = records[(records.dataset == dataset) & (records.method == method) & ablation].dropna(subset=["d_t", "fid_generation"])
         groups = {int(d): g.fid_generation.to_numpy(float) for d, g in part.groupby("d_t")}
     reason = "" if len(groups) >= 2 else f"{len(groups)} d_t value(s) of {method} with generation FID for {dataset}"
@@ -270,14 +267,15 @@ def evaluate_c6(dataset: str, records: pd.DataFrame, alpha: float, method: str =
     verdict = decide(tests, alpha, reason)
     if len(groups) == 2 and verdict.verdict == "holds":
         verdict = Verdict("inconclusive", verdict.p, verdict.p_opposite, verdict.note)
-    paper = {int(m.rsplit("_dt", 1)[1]): v for m, v in paper_values("table_sm2", "fid_generation", dataset).items() if "_dt" in m}
+    paper = {(parse_variant(m) or {}).get("d_t"): v for m, v in paper_values("table_sm2", "fid_generation", dataset).items()}
+    paper.pop(None, None)  # the real-image row
     agrees = ""
     if len(paper) >= 3:
         paper_tests = _c6_tests({d: np.array([paper[d][0]]) for d in paper})
         agrees = "yes" if all(t.effect > 0 for t in paper_tests) else "no"
-    ours = {f"d_t={d}": pd.Series(groups[d]) for d in sorted(groups)}
+    ours = {variant_label(variant_name("d_t", d)): pd.Series(groups[d]) for d in sorted(groups)}
     return _row("C6", dataset, f"{method} over d_t", statement, "fid_generation", alpha, tests, verdict, effect=math.nan,
-                paper=_paper_text(dataset, {f"d_t={d}": paper[d] for d in sorted(paper)}), paper_agrees=agrees,
+                paper=_paper_text(dataset, {variant_label(variant_name("d_t", d)): paper[d] for d in sorted(paper)}), paper_agrees=agrees,
                 ours_per_seed=_ours_text(ours), n_seeds=min((len(g) for g in groups.values()), default=0),
                 test="one-sided Spearman (d_t vs FID) and Welch-Satterthwaite contrast (supplement Table 2)")
 

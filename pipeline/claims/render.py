@@ -11,7 +11,7 @@ import pandas as pd
 from pipeline.claims.definitions import C6_METHOD, _num, evaluate_claims
 from pipeline.claims.statistics import ALPHA, RULE_SENTENCE, verdict_label
 from pipeline.run_metrics import as_paths
-from pipeline.tables import DATASET_LABELS
+from pipeline.names import dataset_label
 
 RULES_TEXT = """\
 Verdicts (a training seed is the replicate; alpha = {alpha}; every test one-sided, in the claim's direction):
@@ -49,7 +49,7 @@ def to_markdown(frame: pd.DataFrame, alpha: float) -> str:
     lines = ["# The paper's claims, checked on our runs", "", RULES_TEXT.format(alpha=alpha), ""]
     datasets = list(dict.fromkeys(frame.dataset))
     if datasets:
-        lines += ["## Summary", "", RULE_SENTENCE, "", "| Claim | " + " | ".join(DATASET_LABELS.get(d, d) for d in datasets) + " |",
+        lines += ["## Summary", "", RULE_SENTENCE, "", "| Claim | " + " | ".join(dataset_label(d) for d in datasets) + " |",
                   "|---|" + "---|" * len(datasets)]
         for claim, group in frame.groupby("claim", sort=False):
             cells = []
@@ -64,7 +64,7 @@ def to_markdown(frame: pd.DataFrame, alpha: float) -> str:
         lines += [f"## {claim}: {group.statement.iloc[0]}", "", "| Dataset | Subject | Paper | Paper agrees | Ours: mean ± sd [per seed] | "
                   "Seeds | Test | Deciding comparison | Difference [95 % CI] | p | p (opposite) | Verdict | Note |", "|---|" * 1 + "---|" * 12]
         for r in group.to_dict("records"):
-            cells = [DATASET_LABELS.get(r["dataset"], r["dataset"]), r["subject"], r["paper"] or "-", r["paper_agrees"] or "-",
+            cells = [dataset_label(r["dataset"]), r["subject"], r["paper"] or "-", r["paper_agrees"] or "-",
                      r["ours_per_seed"] or "-", r["n_seeds"], r["test"] or "-", r["deciding"] or "-", _difference(r),
                      _num(r["p_value"]), _num(r["p_opposite"]), f"**{verdict_label(r)}**", r["note"] or ""]
             lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")

@@ -165,7 +165,6 @@ def cmd_fid(args) -> None:
                "kid_reconstruction": rec["kid"], "kid_reconstruction_std": rec["kid_std"],
                "fid_n_generated": len(generated), "fid_n_reconstructed": len(reconstructed), "fid_n_reference": reference["n"],
                "kid_subset_size": options["kid_subset_size"], "kid_subsets": options["kid_subsets"],
-               "d_t": settings.get("prior_options", {}).get("d_t"),
                "nonfinite_draws_replaced": read_record(args.samples).get("nonfinite_draws_replaced", 0)}
     _write_run_json(args.out, settings, metrics, protocol,
                     _record(options, args, seed=settings["seed"], run=settings, model=str(args.model)))

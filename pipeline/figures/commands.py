@@ -10,32 +10,21 @@ from __future__ import annotations
 
 from pipeline.commands import json_arg
 
-# The figures block's keys read here, with the defaults used when a key is absent.
-DEFAULTS = {
-    "fig2_fit_images": 10_000,
-    "fig2_d_t": 2,
-    "fig2_grid_size": 100,
-    "fig2_is_samples": 100,
-    "fig2_mc_points": 2000,
-    "fig2_epochs": 10,
-    "fig2_steps_per_epoch": 100,
-    "fig2_batch_size": 256,
-    "fig2_learning_rate": 1e-3,
-    "fig2_joint_learning_rate": 1e-2,
-    "fig2_dynamic_range": 10.0,
-    "fig3_images": 8,
-    "fig4_max_points": 30_000,
-    "samples_grid_rows": 10,
-}
+# The figures block's keys read here; a key absent from --options takes its schema default.
+KEYS = ("fig2_fit_images", "fig2_d_t", "fig2_grid_size", "fig2_is_samples", "fig2_mc_points", "fig2_epochs", "fig2_steps_per_epoch",
+        "fig2_batch_size", "fig2_learning_rate", "fig2_joint_learning_rate", "fig2_dynamic_range", "fig3_images", "fig4_max_points",
+        "samples_grid_rows")
 
 
 def _options(args) -> dict:
-    given = json_arg(args.options)
-    return {**DEFAULTS, **{k: v for k, v in given.items() if k in DEFAULTS}}
+    from pipeline.config import schema_defaults
+
+    given, defaults = json_arg(args.options), schema_defaults("figures")
+    return {key: given.get(key, defaults[key]) for key in KEYS}
 
 
 def _device(name: str) -> str:
-    from pipeline.training import resolve_device
+    from pipeline.devices import resolve_device
 
     return str(resolve_device(name))
 

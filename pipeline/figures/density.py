@@ -90,7 +90,7 @@ def figure2_from_encodings(mean: torch.Tensor, std: torch.Tensor, priors: dict, 
 
 
 def figure2(model_path: str | Path, encodings_path: str | Path, methods: dict[str, dict], paths: Sequence[str | Path],
-            table_path: str | Path, fit_images: int = 10_000, d_t: int = 2, grid_size: int = 100, is_samples: int = 100,
+            table_path: str | Path, fit_images: int = 10_000, d_t: int = 2, grid_size: int = 200, is_samples: int = 1000,
             posthoc: PosthocOptions = PosthocOptions(), dynamic_range: float = 10.0, mc_points: int = 2000,
             device: str = "cpu") -> list[dict]:
     """Figure 2 from one normal-prior d_z = 2 run: fit ``methods``' priors post hoc to up to

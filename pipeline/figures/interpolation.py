@@ -331,7 +331,7 @@ def _model_map(items: Sequence[str]) -> dict[str, str]:
 
 
 def _device(name: str) -> str:
-    from pipeline.training import resolve_device
+    from pipeline.devices import resolve_device
 
     return str(resolve_device(name))
 

@@ -56,7 +56,7 @@ RC = {
 
 
 def method_label(method: str) -> str:
-    """Display name of a method; ablation/variant names keep their suffix (ladder_dt2 -> LaDDer (dt2))."""
+    """Display name of a method; a method named <prior>_<suffix> keeps its suffix (ladder_big -> LaDDer (big))."""
     from pipeline.priors import PRIORS, prior_label
 
     if method in METHOD_LABELS:
@@ -115,9 +115,8 @@ def hide_ticks(ax) -> None:
     ax.set_yticks([])
 
 
-DATASET_TITLES = {"mnist": "MNIST", "mnist5k": "MNIST (5k subset)", "fashion_mnist": "Fashion-MNIST", "celeba": "CelebA"}
-
-
 def dataset_title(dataset: str) -> str:
-    """A dataset's name in figure titles (its config key where unknown)."""
-    return DATASET_TITLES.get(dataset, dataset)
+    """A dataset's name in figure titles: its label in tables too (pipeline.names)."""
+    from pipeline.names import dataset_label
+
+    return dataset_label(dataset)

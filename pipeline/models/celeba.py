@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pipeline.layers import StdHead, output_activation
+from pipeline.layers import STD_ACTIVATION, StdHead, output_activation
 
 LEAK = 0.2  # TF's default leaky-ReLU slope, used by the original code
 
@@ -16,7 +16,7 @@ class CelebaEncoder(nn.Module):
 
     input_shape = (3, 128, 128)
 
-    def __init__(self, d_z: int, std_activation: str = "relu"):
+    def __init__(self, d_z: int, std_activation: str = STD_ACTIVATION):
         super().__init__()
         layers, c_in = [], 3
         for c_out in (32, 64, 128, 256, 512):                       # 128 -> 4 pixels

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pipeline.layers import StdHead, output_activation, symmetric_pad
+from pipeline.layers import STD_ACTIVATION, StdHead, output_activation, symmetric_pad
 
 
 class MnistEncoder(nn.Module):
@@ -13,7 +13,7 @@ class MnistEncoder(nn.Module):
 
     input_shape = (1, 28, 28)
 
-    def __init__(self, d_z: int, std_activation: str = "relu"):
+    def __init__(self, d_z: int, std_activation: str = STD_ACTIVATION):
         super().__init__()
         self.convs = nn.Sequential(
             nn.Conv2d(1, 16, 3, stride=2, padding=1), nn.ReLU(),    # (B,16,16,16)
@@ -71,7 +71,7 @@ class MnistCodeEncoder(nn.Module):
 
     input_shape = (1, 28, 28)
 
-    def __init__(self, d_z: int, std_activation: str = "relu"):
+    def __init__(self, d_z: int, std_activation: str = STD_ACTIVATION):
         super().__init__()
         self.convs = nn.Sequential(*_leaky(
             nn.Conv2d(1, 64, 3, stride=2, padding=1),     # (B,64,16,16)

@@ -15,6 +15,7 @@ import math
 import torch
 from torch import nn
 
+from pipeline.layers import STD_ACTIVATION
 from pipeline.models.celeba import CelebaDecoder, CelebaEncoder
 from pipeline.models.mnist import MnistCodeDecoder, MnistCodeEncoder, MnistDecoder, MnistEncoder
 from pipeline.priors import Prior, build_prior
@@ -120,7 +121,7 @@ def build_vae(settings: dict) -> VAE:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(ARCHITECTURES)}")
     enc_cls, dec_cls = ARCHITECTURES[arch]
     d_z = settings["d_z"]
-    encoder = enc_cls(d_z, std_activation=settings.get("std_activation", "relu"))
+    encoder = enc_cls(d_z, std_activation=settings.get("std_activation", STD_ACTIVATION))
     prior = build_prior(settings["prior"], d_z, dict(settings.get("prior_options", {})))
     decoder = dec_cls(d_z, output=settings.get("decoder_output", "linear"))
     vae = VAE(encoder, decoder, prior, init_scale=settings.get("init_scale", 0.5), scale_mode=settings.get("decoder_scale", "mle"))

@@ -28,6 +28,7 @@ import math
 
 import torch
 
+from pipeline.layers import STD_ACTIVATION
 from pipeline.priors.base import LOG_2PI, Option, OptionRelation, Prior, randn, register_prior, standard_normal_log_prob
 from pipeline.priors.prior_vae import PriorVAE
 
@@ -39,7 +40,7 @@ class HierarchicalPrior(Prior):
     - ``d_t=8``: latent size of the prior VAE (per dataset in config: the headline numbers use
       8 / 16 / 32 on MNIST / Fashion / CelebA, the 2-D figures 2).
     - ``n_layers=5``, ``hidden=512``: hidden Linear+LeakyReLU(0.2) layers each side.
-    - ``std_activation='relu'``: q(t|z) std head, ReLU + 1e-3 (paper) or 'softplus'.
+    - ``std_activation='softplus'``: q(t|z) std head, softplus + 1e-3 or the paper's 'relu' (ReLU + 1e-3).
     - ``sigma_min=0.05``, ``sigma_max=0.1``, ``sigma_init=0.1``: the clamped scalar std of p(z|t).
     - ``n_is_samples=1000``: K of the importance-sampling log p(z) used for evaluation.
     - ``is_chunk_size=100``: samples of t processed at once in ``log_prob`` (memory bound).
@@ -88,7 +89,7 @@ class HierarchicalPrior(Prior):
         d_t: int = 8,
         n_layers: int = 5,
         hidden: int = 512,
-        std_activation: str = "relu",
+        std_activation: str = STD_ACTIVATION,
         sigma_min: float = 0.05,
         sigma_max: float = 0.1,
         sigma_init: float = 0.1,

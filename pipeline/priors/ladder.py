@@ -26,7 +26,7 @@ from pipeline.priors.hierarchical import HierarchicalPrior
 @register_prior("ladder")
 class LadderPrior(HierarchicalPrior):
     """Options: every ``HierarchicalPrior`` option (d_t=8, n_layers=5, hidden=512,
-    std_activation='relu', sigma_min=0.05, sigma_max=0.1, sigma_init=0.1, n_is_samples=1000,
+    std_activation='softplus', sigma_min=0.05, sigma_max=0.1, sigma_init=0.1, n_is_samples=1000,
     is_chunk_size=100, n_bound_samples=1), and:
 
     - ``n_components=50``: mixture components (truncation level of the Dirichlet process).

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pipeline.layers import StdHead
+from pipeline.layers import STD_ACTIVATION, StdHead
 from pipeline.priors.base import LOG_2PI
 
 LEAKY_SLOPE = 0.2
@@ -44,7 +44,7 @@ class PriorVAE(nn.Module):
         d_t: int,
         n_layers: int = 5,
         hidden: int = 512,
-        std_activation: str = "relu",
+        std_activation: str = STD_ACTIVATION,
         sigma_min: float = 0.05,
         sigma_max: float = 0.1,
         sigma_init: float = 0.1,

@@ -6,6 +6,7 @@ import sys
 from snakemake.utils import validate
 
 from pipeline.config import ConfigError, ablation_variants, cpu_training_hours, data_options, evaluation_options, run_settings, validate_config
+from pipeline.names import VARIANT_REGEX
 
 
 # The package validates first (same schema, plus the prior registry's names and options): its
@@ -53,7 +54,7 @@ DATASETS = config["run"]["datasets"]
 METHODS = config["run"]["methods"]
 SEEDS = config["run"]["seeds"]
 
-# A run folder: the variant is "default" (headline) or changes one setting (d_t<N>, d_z<N>).
+# A run folder: the variant is "default" (headline) or changes one setting (pipeline/names.py).
 RUN = "results/runs/{dataset}/{method}/{variant}/seed{seed}"
 MODEL, METRICS, FID, SAMPLES, ENCODINGS = (f"{RUN}/{name}" for name in ("model.pt", "metrics.json", "fid.json", "samples.h5", "encodings.h5"))
 # Execution flags reach jobs through `threads` and `resources`, never `params`: params are rerun
@@ -76,7 +77,7 @@ GPU_JOB = gpu_need(FID_DEVICE)  # FID jobs follow fid.device
 wildcard_constraints:
     dataset=r"[a-z0-9_]+",
     method=r"[A-Za-z][A-Za-z0-9_]*",
-    variant=r"default|d_[tz][1-9][0-9]*",
+    variant=VARIANT_REGEX,  # default | d_t<N> | d_z<N> (pipeline/names.py)
     seed=r"\d+",
 
 
