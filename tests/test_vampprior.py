@@ -1,6 +1,6 @@
 """VampPrior collapse (issue 8, item 8): the known answers behind the diagnosis and its guard.
 
-The diagnosis (benchmarks/vampprior_collapse.py): with the paper's ReLU + 1e-3 std head the
+The diagnosis (experiments/vampprior_collapse/run.py): with the paper's ReLU + 1e-3 std head the
 encoder's std units die while the decoder still ignores z, the VampPrior's components (which
 use the same head) narrow to the 1e-3 floor, and the posterior can never spread again. These
 tests pin the pieces: the mixture of identical components is exactly one component, a dead

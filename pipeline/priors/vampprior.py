@@ -39,7 +39,7 @@ class VampPrior(Prior):
     log p(z) is exact (log-sum-exp over the K components). ``sample`` draws components
     uniformly at random, then z ~ q(z | u_k). The encoder must return std > 0.
 
-    Collapse (issue 8, measured in ``benchmarks/vampprior_collapse.py``): the components' std
+    Collapse (issue 8, measured in ``experiments/vampprior_collapse/run.py``): the components' std
     is the encoder's std head. With the paper's ReLU + 1e-3 head nothing holds it up (unlike
     N(0, I), which pulls std towards 1): while the decoder still ignores z, shrinking the std
     costs no KL (every q(z|x) equals every q(z|u_k)), so the ReLU units die one by one and
@@ -141,5 +141,5 @@ class VampPrior(Prior):
             problems.append(
                 f"VampPrior collapse: {stats['std_at_floor']:.0%} of the components' std entries sit at the encoder's "
                 f"floor {STD_FLOOR} (dead ReLU std units), so p(z) is a spike and the posterior cannot spread; "
-                "set training.std_activation: softplus (benchmarks/vampprior_collapse.py, README)")
+                "set training.std_activation: softplus (experiments/vampprior_collapse/run.py, README)")
         return problems

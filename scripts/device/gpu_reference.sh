@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# TIED TO ONE MACHINE: written for the lent GPU machines of 2026-11 (64 MiB per call, no internet,
+# no Snakemake there), not a general way to run the workflow on a GPU; issue 22 replaces it.
 # The paper-scale Fashion-MNIST reference (config/reference_gpu.yaml) on a lent GPU machine.
 #
 # That machine has torch but no Snakemake or torch-fidelity, no internet, and receives at most

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# benchmarks/reconstruction_gap.py at paper scale on a lent GPU machine (README, "Reconstruction gap").
+# TIED TO ONE MACHINE: written for the lent GPU machines of 2026-11 (64 MiB per call, no internet,
+# no Snakemake there), not a general way to run the workflow on a GPU; issue 22 replaces it.
+# experiments/reconstruction_gap/run.py at paper scale on a lent GPU machine (README, "Reconstruction gap").
 #   setup    prepare data/processed/fashion_mnist.h5 from the carried data/raw/fashion_mnist
 #   start    run the sweep (all variants, or those named) in its own process session (it outlives the call), log under results/
 #   bench    bf16 against fp32 training throughput on the GPU (benchmarks/train_throughput.py)
@@ -18,7 +20,7 @@ setup)
     python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name())"; nproc ;;
 start)
     log=results/reconstruction_gap_$(date +%s).log
-    setsid nohup python3 benchmarks/reconstruction_gap.py --config config/reference_gpu.yaml --jobs 16 --device cuda \
+    setsid nohup python3 experiments/reconstruction_gap/run.py --config config/reference_gpu.yaml --jobs 16 --device cuda \
         ${2:+--variants ${*:2}} --out $DIR > $log 2>&1 < /dev/null &
     echo $! >> results/sweep.pids
     sleep 20; tail -3 $log; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader ;;

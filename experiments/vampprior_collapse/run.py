@@ -1,11 +1,25 @@
 """Why the VampPrior VAE collapses in the quick profile, and what stops it (issue 8, item 8).
 
-    .venv/bin/python benchmarks/vampprior_collapse.py --variant quick normal --seeds 0 --epochs 4
-    .venv/bin/python benchmarks/vampprior_collapse.py --variant softplus --seeds 0 1 --epochs 8 --every 50
-    .venv/bin/python benchmarks/vampprior_collapse.py --summary     # table of every JSON in benchmarks/out
-    .venv/bin/python benchmarks/vampprior_collapse.py --list
+Question: the quick profile's VampPrior VAE ended with 0 active units and the all-black median
+image. Is it the pseudo-inputs' initialisation, the missing KL warm-up, the Laplace scale, or the
+std head?
 
-Each variant trains one run through ``pipeline.training.train`` on the real mnist5k data
+Answer (2026-11, this repository's 2-core Xeon; the JSON went to benchmarks/out/, not kept; the
+numbers are in README.md, "Std heads"): the paper's ReLU + 1e-3 std head. Under a VampPrior every
+q(z|x) equals every q(z|u_k) while the decoder ignores z, so shrinking the std costs nothing: the
+ReLU std units die at the floor (all 16 by step 900) and get no gradient again. Every ReLU variant
+collapses (data or N(0, 1) pseudo-inputs, KL warm-up, learned scale); with softplus the VampPrior
+leaves the plateau at step 200-250 like the normal prior and after 1,000 steps has 16/16 active
+units (error 0.056/0.050 for seeds 0/1, normal prior 0.053/0.051). Hence training.std_activation:
+softplus; experiments/std_head_ablation repeats the comparison at the CPU reference's scale.
+
+    .venv/bin/python experiments/vampprior_collapse/run.py --variant quick normal --seeds 0 --epochs 4
+    .venv/bin/python experiments/vampprior_collapse/run.py --variant softplus --seeds 0 1 --epochs 8 --every 50
+    .venv/bin/python experiments/vampprior_collapse/run.py --summary     # table of every JSON in --out
+    .venv/bin/python experiments/vampprior_collapse/run.py --list
+
+Each variant trains one run with the workflow's training loop (``train_probed``: the public
+pieces of ``pipeline.training``, no checkpoints) on the real mnist5k data
 (``data/processed/mnist5k.h5``; build it with ``python -m pipeline prepare-data --dataset
 mnist5k --config config/quick.yaml --out data/processed/mnist5k.h5``) with the quick profile's
 settings (batch 32, lr 1e-3, 125 steps per epoch) and one thread, changing one thing per
@@ -14,15 +28,17 @@ without touching the training RNG: active units (Var_x E_q[z_i] > 0.01), per-pix
 decoder(posterior mean), the cross-entropy E_q[log p(z)], the entropy H[q(z|x)], and for the
 VampPrior the components' spread (mean over dimensions of Var_k of the component means), their
 mean std, and the mean distance of the pseudo-images from each other. At the end it runs
-``pipeline.evaluation.evaluate``. Writes ``benchmarks/out/vampprior_collapse_{variant}_seed{seed}_e{epochs}.json``.
+``pipeline.evaluation.evaluate``. Writes ``results/experiments/vampprior_collapse_{variant}_seed{seed}_e{epochs}.json``.
 
 Finding (README, "VampPrior collapse"): with the paper's ReLU + 1e-3 std head every VampPrior
 variant collapses (longer, data or N(0, 1) init, KL warm-up, learned Laplace scale); with a
 softplus head it does not, and matches the normal prior under the same budget.
 
-Variants that need a change outside the prior (KL warm-up) are made here by wrapping the
-VAE's ``terms``: ELBO_beta = rec + beta * (H[q] + log p(z)), the VampPrior paper's warm-up
-(Tomczak & Welling 2018, sec. 4: beta from 0 to 1 over the first epochs, Bowman et al.).
+Variants that need a change outside the prior are made in ``train_probed``'s objective: the KL
+warm-up ELBO_beta = rec + beta * (H[q] + log p(z)), the VampPrior paper's (Tomczak & Welling 2018,
+sec. 4: beta from 0 to 1 over the first epochs, Bowman et al.), and N(0, I) in place of p(z) for
+the first steps. Every variant but the softplus ones uses the paper's ReLU std head (the quick
+profile's head when this ran; the workflow's is softplus now).
 """
 
 from __future__ import annotations
@@ -30,23 +46,24 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import types
 from pathlib import Path
 
 import torch
-import yaml
 
-import pipeline.training as training
-from pipeline.config import run_settings, validate_config
+from pipeline.artefacts import to_float
+from pipeline.config import DEFAULT_CONFIG, merged_config, run_settings, validate_config
 from pipeline.data import load_split
 from pipeline.evaluation import ACTIVE_UNIT_THRESHOLD, evaluate
 from pipeline.layers import STD_FLOOR
+from pipeline.models import build_vae
 from pipeline.models.vae import gaussian_entropy
 from pipeline.priors.base import standard_normal_log_prob
+from pipeline.training import epoch_generator, make_optimisers, set_learning_rates
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data" / "processed" / "mnist5k.h5"
-OUT = ROOT / "benchmarks" / "out"
+OUT = ROOT / "results" / "experiments"
+PAPER_HEAD = {"std_activation": "relu"}  # every variant's std head unless it names another
 
 QUICK_VAMP = {"n_components": 20, "pseudo_init_mean": 0.05, "pseudo_init_std": 0.01, "pseudo_activation": "hardtanh"}
 
@@ -78,9 +95,9 @@ VARIANTS: dict[str, tuple[str, dict, dict, dict]] = {
 
 
 def quick_config(method: str) -> dict:
-    """config/quick.yaml validated with only the methods this script trains: a method that
-    another part of the project is still adding (not yet a registered prior) cannot stop it."""
-    raw = yaml.safe_load((ROOT / "config" / "quick.yaml").read_text())
+    """The quick profile (config/config.yaml with config/quick.yaml over it) validated with only
+    the methods this script trains: a method another part of the project is still adding cannot stop it."""
+    raw = merged_config(DEFAULT_CONFIG, ROOT / "config" / "quick.yaml")
     keep = {method, "vampprior", raw["ablation"]["method"]}
     raw["methods"] = {name: block for name, block in raw["methods"].items() if name in keep}
     raw["run"]["methods"] = [name for name in raw["run"]["methods"] if name in keep]
@@ -94,7 +111,7 @@ def build_settings(variant: str, seed: int, epochs: int) -> tuple[dict, dict]:
     if method == "vampprior":
         config["methods"]["vampprior"] = {"prior": "vampprior", "options": {**QUICK_VAMP, **prior_over}}
     settings = run_settings(config, "mnist5k", method, seed)
-    settings.update(epochs=epochs, num_threads=1, device="cpu", **train_over)
+    settings.update(epochs=epochs, **{**PAPER_HEAD, **train_over})
     return settings, extras
 
 
@@ -127,80 +144,69 @@ def snapshot(vae, test_x: torch.Tensor, step: int, generator: torch.Generator) -
     return row
 
 
+def train_probed(settings: dict, images: torch.Tensor, extras: dict, probe) -> torch.nn.Module:
+    """``pipeline.training``'s epoch loop for priors trained with the autoencoder (normal,
+    VampPrior), built from its public pieces, without checkpoints, with this experiment's
+    objective changes (``extras``: warm-up steps, N(0, I) steps, data-initialised pseudo-inputs).
+    ``probe(vae, step, beta, terms)`` runs after every optimiser step."""
+    seed, batch_size = settings["seed"], settings["batch_size"]
+    torch.manual_seed(seed)
+    vae = build_vae(settings)
+    ae_opt, prior_opt = make_optimisers(vae, settings)
+    if prior_opt is not None:
+        raise SystemExit(f"{settings['prior']}: a prior trained in blocks of its own; this experiment trains normal and VampPrior only")
+    if extras.get("init_data"):  # pseudo-inputs = K random training images
+        pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[: vae.prior.n_components]
+        with torch.no_grad():
+            vae.prior.pseudo_inputs.copy_(to_float(images[pick]))  # (K,1,28,28)
+    warmup, normal_steps = extras.get("warmup_steps", 0), extras.get("normal_steps", 0)
+    step, clip = 0, settings["grad_clip_value"]
+    for epoch in range(settings["epochs"]):
+        set_learning_rates(ae_opt, prior_opt, settings, epoch)
+        vae.prior.begin_epoch(epoch)
+        order = torch.randperm(len(images), generator=epoch_generator(seed, epoch))
+        vae.train()
+        for start in range(0, len(images), batch_size):
+            terms = vae.terms(to_float(images[order[start:start + batch_size]]))
+            beta = min(1.0, (step + 1) / warmup) if warmup else 1.0
+            log_prior = standard_normal_log_prob(terms["z"]) if step < normal_steps else terms["log_prior"]  # (B,)
+            loss = -(terms["rec_loglik"] + beta * (terms["entropy"] + log_prior)).mean()  # beta-weighted -KL
+            ae_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip is not None:
+                torch.nn.utils.clip_grad_value_([p for group in ae_opt.param_groups for p in group["params"]], clip)
+            ae_opt.step()
+            vae.update_scale(terms["mae"])
+            if vae.prior.trained_with_autoencoder:
+                vae.prior.after_step()
+            step += 1
+            probe(vae, step, beta, terms)
+    return vae.eval()
+
+
 def run(variant: str, seed: int, epochs: int, every: int, n_test: int, out_dir: Path) -> dict:
     settings, extras = build_settings(variant, seed, epochs)
     test_images, _ = load_split(DATA, "test", limit=n_test)
-    test_x = training.to_float(test_images)
-    train_images, _ = load_split(DATA, "train")
+    test_x = to_float(test_images)
+    train_images, _ = load_split(DATA, "train", limit=settings["train_limit"])
     trajectory: list[dict] = []
-    batch_log: list[dict] = []
     generator = torch.Generator().manual_seed(12345)
-    original_build = training.build_vae
 
-    def build_with_probes(s: dict):
-        """The trainer's VAE, with per-step probes (and the warm-up) bolted on."""
-        vae = original_build(s)
-        state = {"step": 0}
-        if extras.get("init_data"):
-            g = torch.Generator().manual_seed(seed)
-            pick = torch.randperm(len(train_images), generator=g)[: vae.prior.n_components]
-            with torch.no_grad():
-                vae.prior.pseudo_inputs.copy_(training.to_float(train_images[pick]))  # (K,1,28,28)
-        orig_terms, orig_update = vae.terms, vae.update_scale
-        warmup = extras.get("warmup_steps", 0)
-        normal_steps = extras.get("normal_steps", 0)
-        if normal_steps:
-            orig_prior_term = vae.prior.training_log_prob
+    def probe(vae, step: int, beta: float, terms: dict) -> None:
+        if step % every == 0 or step == 1:
+            row = snapshot(vae, test_x, step, generator)
+            row.update(beta=beta, **{f"train_{k}": terms[k].detach().mean().item() for k in ("rec_loglik", "entropy", "log_prior")})
+            trajectory.append(row)
 
-            def prior_term(z):
-                if state["step"] < normal_steps:
-                    return standard_normal_log_prob(z)  # (B,)
-                return orig_prior_term(z)
-
-            vae.prior.training_log_prob = prior_term
-
-        def terms(self, x):
-            t = orig_terms(x)
-            if self.training:
-                beta = min(1.0, (state["step"] + 1) / warmup) if warmup else 1.0
-                t["elbo"] = t["rec_loglik"] + beta * (t["entropy"] + t["log_prior"])  # beta-weighted -KL
-                state["beta"] = beta
-                state["last"] = {k: t[k].detach().mean().item() for k in ("rec_loglik", "entropy", "log_prior")}
-            return t
-
-        def update_scale(self, mae):
-            orig_update(mae)
-            state["step"] += 1
-            if state["step"] % every == 0 or state["step"] == 1:
-                row = snapshot(self, test_x, state["step"], generator)
-                row.update(beta=state.get("beta", 1.0), **{f"train_{k}": v for k, v in state["last"].items()})
-                trajectory.append(row)
-
-        vae.terms = types.MethodType(terms, vae)
-        vae.update_scale = types.MethodType(update_scale, vae)
-        return vae
-
-    run_dir = out_dir / "runs" / f"{variant}_seed{seed}_e{epochs}"
-    if run_dir.exists():
-        for f in run_dir.iterdir():
-            f.unlink()
-    training.build_vae = build_with_probes
     started = time.time()
-    try:
-        model_path = training.train(settings, DATA, run_dir / "model.pt", progress=False)
-    finally:
-        training.build_vae = original_build
+    vae = train_probed(settings, train_images, extras, probe)
     seconds = time.time() - started
-    vae, _ = training.load_model(model_path)
     metrics = evaluate(vae, test_images, mc_samples=1, is_samples=100, batch_size=500, seed=0, progress=False)
     final = {k: metrics[k] for k in ("elbo", "rec_loglik", "entropy", "cross_entropy", "rec_error", "active_units", "scale")}
     result = {"variant": variant, "seed": seed, "epochs": epochs, "steps": trajectory[-1]["step"] if trajectory else 0,
               "train_seconds": round(seconds, 1), "settings": settings, "extras": extras, "final": final,
               "trajectory": trajectory, "n_test": n_test}
     (out_dir / f"vampprior_collapse_{variant}_seed{seed}_e{epochs}.json").write_text(json.dumps(result, indent=1))
-    for f in run_dir.iterdir():  # keep only the JSON: checkpoints are 30 MB each
-        f.unlink()
-    run_dir.rmdir()
     return result
 
 
