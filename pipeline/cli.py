@@ -154,6 +154,26 @@ def cmd_check_config(args) -> None:
         print(warning)
 
 
+def cmd_memory_budget(args) -> None:
+    """This machine's budgets as Snakemake's --resources, and per network rule and dataset what one
+    job declares and how many fit at once (pipeline.memory; LADDER_HOST_MEM_MB, LADDER_GPU_MEM_MB
+    and LADDER_GPU_COUNT describe another machine)."""
+    from pipeline.config import load_config
+    from pipeline.memory import NETWORK_RULES, data_on_device, job_memory, machine_budget
+
+    config = load_config(*args.files)
+    budget = machine_budget(config)
+    print(f"--resources {budget.resources()}")
+    print(f"# host {budget.mem_mb:,} MB for jobs; {budget.gpus} GPU(s) of {budget.gpu_mb:,} MB")
+    print("rule | dataset | mem_mb | gpu_mem_mb | at once")
+    for dataset in config["run"]["datasets"]:
+        on_device = data_on_device(config, dataset, budget.gpu_mb or None)
+        for rule in NETWORK_RULES:
+            need = job_memory(rule, config, dataset, data_on_device=on_device, device=None if budget.gpus else "cpu")
+            limits = [budget.mem_mb // need["mem_mb"]] + ([budget.gpus * (budget.gpu_mb // need["gpu_mem_mb"])] if need["gpu_mem_mb"] else [])
+            print(f"{rule} | {dataset} | {need['mem_mb']:,} | {need['gpu_mem_mb']:,} | {min(limits)}")
+
+
 def cmd_concat_tables(args) -> None:
     """Stack per-run CSV tables (same columns) into one, with provenance naming the inputs."""
     import pandas as pd
@@ -251,6 +271,10 @@ def build_parser(extensions: bool = True) -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check_config)
     p.add_argument("files", nargs="*", help="config files given to snakemake with --configfile")
 
+    p = sub.add_parser("memory-budget", help="this machine's memory budgets as --resources, and what each network job declares")
+    p.set_defaults(func=cmd_memory_budget)
+    p.add_argument("files", nargs="*", help="config files given to snakemake with --configfile")
+
     p = command("concat-tables", cmd_concat_tables, "stack per-run CSV tables into one")
     p.add_argument("--inputs", nargs="+", required=True)
     p.add_argument("--out", required=True)
@@ -298,7 +322,8 @@ JOB_RESOURCES = "pipeline-job cpu_s="
 def job_resources() -> str:
     """This process's CPU seconds since it started (interpreter start-up and imports included) and peak memory.
 
-    The line lands in the rule's log; scripts/budget.py sums it per rule. Snakemake's benchmark files
+    The line lands in the rule's log; scripts/budget.py sums it per rule, benchmarks/memory.py reads
+    its peaks (with ``max_gpu_mb``, torch.cuda.max_memory_allocated, where the job used CUDA). Snakemake's benchmark files
     sample CPU time every 30 s after a job's first 30 s, so they miss part of a longer job's CPU.
     """
     import os
@@ -306,4 +331,8 @@ def job_resources() -> str:
 
     t = os.times()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return f"{JOB_RESOURCES}{t.user + t.system + t.children_user + t.children_system:.2f} max_rss_mb={peak_mb:.0f}"
+    line = f"{JOB_RESOURCES}{t.user + t.system + t.children_user + t.children_system:.2f} max_rss_mb={peak_mb:.0f}"
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():  # the peak of tensors, and of the caching allocator's reservation
+        line += f" max_gpu_mb={torch.cuda.max_memory_allocated() / 2**20:.0f} max_gpu_reserved_mb={torch.cuda.max_memory_reserved() / 2**20:.0f}"
+    return line

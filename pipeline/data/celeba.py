@@ -158,7 +158,7 @@ def prepare_celeba(cfg: dict, out_path: Path) -> Path:
             for split, names in splits.items():
                 images_ds, _ = create_split(f, split, len(names), (3, image_size, image_size))
                 f.create_dataset(f"{split}/filenames", data=names, dtype=h5py.string_dtype())
-                for start in range(0, len(names), CHUNK_IMAGES):  # one chunk per write
+                for start in range(0, len(names), CHUNK_IMAGES):  # a block of images per write
                     batch = []
                     for name in names[start:start + CHUNK_IMAGES]:
                         data = source.read(name)

@@ -2,7 +2,7 @@
 
 Layout of ``data/processed/{dataset}.h5``::
 
-    /train/images  uint8 (N, C, H, W), chunked one batch of images per chunk
+    /train/images  uint8 (N, C, H, W), contiguous and uncompressed (load_split maps it)
     /train/labels  int64 (N,)        (-1 where the dataset has no labels: CelebA)
     /test/images, /test/labels       the same for the test split
     attrs: name, sources (JSON), checksums (JSON), split_seed, provenance (JSON), complete
@@ -25,7 +25,7 @@ import torch
 from pipeline.provenance import atomic_path, damaged_message, provenance, to_json_attr
 
 SPLITS = ("train", "test")
-CHUNK_IMAGES = 256
+CHUNK_IMAGES = 256  # images per write when a split is streamed in (CelebA)
 
 
 class DataError(Exception):
@@ -34,8 +34,9 @@ class DataError(Exception):
 
 def create_split(f: h5py.File, split: str, n: int, image_shape: tuple[int, int, int]) -> tuple[h5py.Dataset, h5py.Dataset]:
     """Preallocate ``/{split}/images`` and ``/{split}/labels`` (labels filled with -1)."""
-    images = f.create_dataset(f"{split}/images", shape=(n, *image_shape), dtype=np.uint8,
-                              chunks=(max(1, min(n, CHUNK_IMAGES)), *image_shape))
+    # Contiguous and uncompressed: readers map the images straight from the page cache
+    # (load_split), so every job of a dataset shares one copy in host memory (issue 24).
+    images = f.create_dataset(f"{split}/images", shape=(n, *image_shape), dtype=np.uint8)
     labels = f.create_dataset(f"{split}/labels", shape=(n,), dtype=np.int64, fillvalue=-1)
     return images, labels
 
@@ -91,15 +92,33 @@ def _open_complete(path: str | Path) -> h5py.File:
     return f
 
 
-def load_split(path: str | Path, split: str, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images uint8 (N, C, H, W) and labels int64 (N,) of one split; ``limit`` keeps the first rows."""
+def _mapped_images(path: Path, images: h5py.Dataset, rows: slice) -> np.ndarray | None:
+    """The images of a contiguous, unfiltered uint8 dataset as a copy-on-write memory map of the
+    HDF5 file at the dataset's offset, or None where the layout does not allow it (files written
+    before issue 24 are chunked: they are read into a private array, as before)."""
+    offset = images.id.get_offset()
+    if images.chunks is not None or images.compression or images.dtype != np.uint8 or offset is None or images.size == 0:
+        return None
+    # mode "c": pages come from the page cache, shared by every process that maps the file; a
+    # write (none is made) would copy only the page it touches.
+    return np.memmap(path, dtype=np.uint8, mode="c", offset=offset, shape=images.shape)[rows]
+
+
+def load_split(path: str | Path, split: str, limit: int | None = None, shared: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images uint8 (N, C, H, W) and labels int64 (N,) of one split; ``limit`` keeps the first rows.
+
+    ``shared``: the images are a memory map of the file (read through the page cache, one copy in
+    host memory for all the jobs of a dataset) where its layout allows; False reads them into a
+    private array. The values are the same either way."""
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r} for {path}: use one of {SPLITS}")
     if limit is not None and limit < 0:
         raise DataError(f"limit must be >= 0 or None, got {limit}")
     with _open_complete(path) as f:
         rows = slice(None) if limit is None else slice(0, limit)
-        images = f[f"{split}/images"][rows]
+        images = _mapped_images(Path(path), f[f"{split}/images"], rows) if shared else None
+        if images is None:
+            images = f[f"{split}/images"][rows]
         labels = f[f"{split}/labels"][rows]
     return torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))
 

@@ -5,8 +5,9 @@ import sys
 
 from snakemake.utils import validate
 
-from pipeline.config import ConfigError, ablation_variants, cpu_training_hours, data_options, evaluation_options, run_settings, validate_config
 from pipeline.names import VARIANT_REGEX
+from pipeline.config import ConfigError, ablation_variants, cpu_training_hours, data_options, evaluation_options, run_settings, validate_config
+from pipeline.memory import NETWORK_RULES, DoesNotFit, check_fits, data_on_device, job_memory, machine_budget
 
 
 # The package validates first (same schema, plus the prior registry's names and options): its
@@ -72,6 +73,60 @@ def gpu_need(device):
 
 
 GPU_JOB = gpu_need(FID_DEVICE)  # FID jobs follow fid.device
+
+# Memory (issue 24): every network rule declares mem_mb (host) and gpu_mem_mb (one GPU's share), both
+# from pipeline.memory.job_memory. Locally the machine's budgets are registered unless the command
+# line gives them (--resources mem_mb=... gpu_mem_mb=...): host memory less a reserve and the
+# datasets' shared pages, and the GPUs' memory summed; Snakemake then starts only jobs that fit.
+# No GPU here (device auto on a CPU machine): jobs run on the CPU and declare no GPU memory.
+# A job that cannot fit at all stops the workflow here, naming what it needs and what there is.
+LOCAL_BUDGET = machine_budget(config) if workflow.local_exec else None
+
+
+def _runs_on_cpu(rule):
+    device = FID_DEVICE if rule.startswith("fid") else TRAIN_DEVICE
+    return device == "cpu" or (LOCAL_BUDGET is not None and device == "auto" and not LOCAL_BUDGET.gpus)
+
+
+def job_need(rule, dataset):
+    """{"mem_mb", "gpu_mem_mb"} of one job of a network rule on a dataset (pipeline.memory)."""
+    on_device = data_on_device(config, dataset, LOCAL_BUDGET.gpu_mb if LOCAL_BUDGET and LOCAL_BUDGET.gpus else None)
+    return job_memory(rule, config, dataset, data_on_device=on_device, device="cpu" if _runs_on_cpu(rule) else "auto")
+
+
+def declared_mem_mb(rule):
+    def resource(wildcards):
+        return job_need(rule, wildcards.dataset)["mem_mb"]
+    return resource
+
+
+def declared_gpu_mem_mb(rule):
+    def resource(wildcards):
+        return job_need(rule, wildcards.dataset)["gpu_mem_mb"]
+    return resource
+
+
+def train_data_on_device(wildcards):
+    """training.data_on_device resolved (auto: from one GPU's memory, pipeline.memory.data_on_device)."""
+    return int(data_on_device(config, wildcards.dataset, LOCAL_BUDGET.gpu_mb if LOCAL_BUDGET and LOCAL_BUDGET.gpus else None))
+
+
+def _plans_only():
+    """A dry run or lint (only planned, nothing runs): Snakemake's own flag is not set yet at parse time."""
+    flags = [a for a in sys.argv[1:] if a.startswith("-")]
+    return workflow.dryrun or any(a in ("--dry-run", "--dryrun", "--lint") or (not a.startswith("--") and "n" in a) for a in flags)
+
+
+if LOCAL_BUDGET is not None and workflow.is_main_process:
+    try:
+        check_fits({f"{rule} ({dataset})": job_need(rule, dataset) for rule in NETWORK_RULES for dataset in DATASETS}, LOCAL_BUDGET)
+    except DoesNotFit as err:
+        if not _plans_only():
+            sys.exit(f"\nThese jobs cannot run on this machine:\n{err}\n")
+        print(f"\nThese jobs could not run on this machine (a dry run plans them anyway):\n{err}\n", file=sys.stderr)
+    for name, value in (("mem_mb", LOCAL_BUDGET.mem_mb), ("gpu_mem_mb", LOCAL_BUDGET.gpu_mem_mb)):
+        if name not in workflow.global_resources:
+            workflow.register_resource(name, value)
 
 
 wildcard_constraints:

@@ -8,6 +8,8 @@ rule evaluate_model:
     params:
         options=dataset_evaluation_options,
     resources:
+        mem_mb=declared_mem_mb("evaluate_model"),
+        gpu_mem_mb=declared_gpu_mem_mb("evaluate_model"),
         gpu=gpu_need(TRAIN_DEVICE),
         device=TRAIN_DEVICE,
     log:
@@ -28,6 +30,8 @@ rule encode:
     output:
         ENCODINGS,
     resources:
+        mem_mb=declared_mem_mb("encode"),
+        gpu_mem_mb=declared_gpu_mem_mb("encode"),
         gpu=gpu_need(TRAIN_DEVICE),
         device=TRAIN_DEVICE,
     log:
@@ -49,6 +53,8 @@ rule sample:
     params:
         options=as_json({"n_samples": config["sampling"]["n_samples"]}),
     resources:
+        mem_mb=declared_mem_mb("sample"),
+        gpu_mem_mb=declared_gpu_mem_mb("sample"),
         gpu=gpu_need(TRAIN_DEVICE),
         device=TRAIN_DEVICE,
         batch_size=config["sampling"]["batch_size"],

@@ -38,6 +38,8 @@ rule fid_reference:
         options=fid_options(FID_REFERENCE_KEYS),
     threads: fid_threads
     resources:
+        mem_mb=declared_mem_mb("fid_reference"),
+        gpu_mem_mb=declared_gpu_mem_mb("fid_reference"),
         gpu=gpu_need(FID_DEVICE),
         device=FID_DEVICE,
         batch_size=config["fid"]["batch_size"],
@@ -63,6 +65,8 @@ rule fid_real:
         options=fid_options(FID_SCORE_KEYS),
     threads: fid_threads
     resources:
+        mem_mb=declared_mem_mb("fid_real"),
+        gpu_mem_mb=declared_gpu_mem_mb("fid_real"),
         gpu=gpu_need(FID_DEVICE),
         device=FID_DEVICE,
         batch_size=config["fid"]["batch_size"],
@@ -91,6 +95,8 @@ rule fid_model:
         options=fid_options(FID_SCORE_KEYS),
     threads: fid_threads
     resources:
+        mem_mb=declared_mem_mb("fid_model"),
+        gpu_mem_mb=declared_gpu_mem_mb("fid_model"),
         gpu=gpu_need(FID_DEVICE),
         device=FID_DEVICE,
         batch_size=config["fid"]["batch_size"],

@@ -18,6 +18,8 @@ rule figure2:
         methods=fig2_methods,
     threads: 1
     resources:
+        mem_mb=declared_mem_mb("figure2"),
+        gpu_mem_mb=declared_gpu_mem_mb("figure2"),
         gpu=GPU_JOB,
     log:
         "results/logs/figures/fig2/{dataset}_seed{seed}.log",
@@ -45,6 +47,9 @@ rule figure3:
     params:
         options=as_json(FIGURES),
     threads: 1
+    resources:
+        mem_mb=declared_mem_mb("figure3"),
+        gpu_mem_mb=declared_gpu_mem_mb("figure3"),
     log:
         "results/logs/figures/fig3/{dataset}.log",
     benchmark:
@@ -70,6 +75,9 @@ rule figure4:
     params:
         options=as_json(FIGURES),
     threads: 1
+    resources:
+        mem_mb=declared_mem_mb("figure4"),
+        gpu_mem_mb=declared_gpu_mem_mb("figure4"),
     log:
         "results/logs/figures/fig4/{dataset}.log",
     benchmark:
@@ -119,6 +127,9 @@ rule figure5:
         csv="results/figures/fig5/{dataset}.csv",
     params:
         options=as_json(config["interpolation"]),
+    resources:
+        mem_mb=declared_mem_mb("figure5"),
+        gpu_mem_mb=declared_gpu_mem_mb("figure5"),
     log:
         "results/logs/figures/fig5/{dataset}.log",
     benchmark:
@@ -143,6 +154,9 @@ rule figure6:
         history="results/figures/fig6/{dataset}_history.csv",
     params:
         options=as_json(config["interpolation"]),
+    resources:
+        mem_mb=declared_mem_mb("figure6"),
+        gpu_mem_mb=declared_gpu_mem_mb("figure6"),
     log:
         "results/logs/figures/fig6/{dataset}.log",
     benchmark:
@@ -164,6 +178,8 @@ rule slp_run:
     params:
         options=as_json(config["interpolation"]),
     resources:
+        mem_mb=declared_mem_mb("slp_run"),
+        gpu_mem_mb=declared_gpu_mem_mb("slp_run"),
         gpu=gpu_need(TRAIN_DEVICE),
     log:
         "results/logs/slp/{dataset}/{method}/{variant}/seed{seed}.log",

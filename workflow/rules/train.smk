@@ -11,9 +11,11 @@ rule train_model:
         settings=train_settings,
     threads: train_threads
     resources:
+        mem_mb=declared_mem_mb("train_model"),
+        gpu_mem_mb=declared_gpu_mem_mb("train_model"),
         gpu=gpu_need(TRAIN_DEVICE),
         device=TRAIN_DEVICE,
-        data_on_device=int(config["training"]["data_on_device"]),
+        data_on_device=train_data_on_device,
     log:
         "results/logs/train/{dataset}/{method}/{variant}/seed{seed}.log",
     benchmark:
