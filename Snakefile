@@ -49,7 +49,6 @@ localrules:
     figure_samples,
 
 
-
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"

@@ -19,8 +19,9 @@ import re
 DATASET_LABELS = {"mnist": "MNIST", "mnist5k": "MNIST-5k", "fashion_mnist": "Fashion-MNIST", "celeba": "CelebA"}
 
 DEFAULT_VARIANT = "default"
-VARIANT_REGEX = r"default|d_[tz][1-9][0-9]*"  # Snakemake's wildcard constraint (no anchors)
-VARIANT_PATTERN = re.compile(r"^(?:default|d_(?P<key>[tz])(?P<size>[1-9][0-9]*))$")
+_KEY, _SIZE = "[tz]", "[1-9][0-9]*"  # d_t / d_z, a size >= 1
+VARIANT_REGEX = f"default|d_{_KEY}{_SIZE}"  # Snakemake's wildcard constraint (no anchors)
+VARIANT_PATTERN = re.compile(rf"^(?:default|d_(?P<key>{_KEY})(?P<size>{_SIZE}))$")
 VARIANT_HELP = "'default', 'd_t<N>' (prior VAE latent size) or 'd_z<N>' (data latent size)"
 
 

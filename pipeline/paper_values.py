@@ -14,6 +14,9 @@ import pandas as pd
 PAPER_VALUES = Path(__file__).parent / "resources" / "paper_values.csv"
 # Our datasets whose closest paper row is another dataset's (mnist5k is a 5,000-digit MNIST subset).
 PAPER_DATASET = {"mnist5k": "mnist"}
+# The paper's d_t per dataset for its headline numbers: supplement Table 2's cells at d_t = 8 / 16 /
+# 32 equal the MNIST / Fashion-MNIST / CelebA headline cells of Tables 1 and supplement 1.
+PAPER_D_T = {"mnist": 8, "fashion_mnist": 16, "celeba": 32}
 
 
 def paper_dataset(dataset: str) -> str:

@@ -16,17 +16,13 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.names import dataset_label, parse_variant, variant_label, variant_name
-from pipeline.paper_values import PAPER_DATASET, PAPER_VALUES, read_paper_values  # noqa: F401  (PAPER_VALUES: re-exported)
+from pipeline.paper_values import PAPER_D_T, PAPER_DATASET, PAPER_VALUES, read_paper_values  # noqa: F401  (PAPER_VALUES: re-exported)
 from pipeline.provenance import atomic_path, provenance, write_json
 from pipeline.run_metrics import read_run_metrics
 
 # Column labels come from the priors (``Prior.label``); these are the columns that are not priors.
 SPECIAL_LABELS = {"real": "Real image"}
 
-
-# The paper's d_t per dataset for its headline numbers (NOTES section 1: supplement Table 2's cells
-# d_t = 8 / 16 / 32 equal the MNIST / Fashion-MNIST / CelebA headline cells).
-PAPER_D_T = {"mnist": 8, "fashion_mnist": 16, "celeba": 32}
 # An importance-sampled cell whose estimate moves this much or more from S/10 to S samples is not
 # converged: it is shown as a bound with its measured change, and no claim or ranking uses it.
 CONVERGED_NATS = 0.5

@@ -14,16 +14,9 @@ from pipeline.provenance import REPO_ROOT
 RULE_FILES = [REPO_ROOT / "Snakefile", *sorted((REPO_ROOT / "workflow" / "rules").glob("*.smk"))]
 
 
-# Rule files not yet rewritten by `make format`: they had other engineers' uncommitted edits when
-# the formatting landed (issue 21.8); format each and take it off this list.
-PENDING_FORMAT = {"common.smk", "evaluate.smk", "fid.smk", "figures.smk", "train.smk", "Snakefile", "claims.smk", "data.smk"}
-
-
 @pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.name)
-def test_rules_are_in_snakefmt_format(path, request):
+def test_rules_are_in_snakefmt_format(path):
     """`make format` rewrites them; this fails on any rule file snakefmt would change."""
-    if path.name in PENDING_FORMAT:
-        request.applymarker(pytest.mark.xfail(reason="not yet formatted (PENDING_FORMAT)", strict=False))
     snakefmt = Path(sys.executable).parent / "snakefmt"
     if not snakefmt.exists() and shutil.which("snakefmt") is None:
         pytest.fail("snakefmt is not installed: pip install -e '.[test]' (make setup)")

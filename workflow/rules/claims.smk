@@ -11,16 +11,16 @@ rule claims:
     output:
         csv="results/claims.csv",
         md="results/claims.md",
-    params:
-        datasets=DATASETS,
-        alpha=config.get("claims", {}).get("alpha", 0.05),
-        ablation_method=config["ablation"]["method"],
     log:
         "results/logs/claims.log",
     benchmark:
         "results/benchmarks/claims.tsv"
     conda:
         "../../environment.yml"
+    params:
+        datasets=DATASETS,
+        alpha=config.get("claims", {}).get("alpha", 0.05),
+        ablation_method=config["ablation"]["method"],
     shell:
         "exec python -m pipeline claims --metrics {input.metrics} --fid {input.fid} --slp {input.slp} --alignment {input.alignment}"
         " --datasets {params.datasets} --alpha {params.alpha} --ablation-method {params.ablation_method}"

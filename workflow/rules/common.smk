@@ -9,7 +9,6 @@ from pipeline.names import VARIANT_REGEX
 from pipeline.config import ConfigError, ablation_variants, cpu_training_hours, data_options, evaluation_options, run_settings, validate_config
 from pipeline.memory import NETWORK_RULES, DoesNotFit, check_fits, data_on_device, job_memory, machine_budget
 
-
 # The package validates first (same schema, plus the prior registry's names and options): its
 # message names the key and what to do in a few lines, where Snakemake's own would print the
 # whole schema. Snakemake's validate then passes and keeps the ecosystem's convention.
@@ -28,8 +27,11 @@ def _warn_cpu_cost():
         return
     hours = cpu_training_hours(config)
     if hours > 2:
-        print(f"No CUDA GPU here: training this config takes at least ~{hours:,.0f} CPU-hours on a 2-core CPU "
-              "(add --configfile config/quick.yaml for the ~15-minute quick profile).", file=sys.stderr)
+        print(
+            f"No CUDA GPU here: training this config takes at least ~{hours:,.0f} CPU-hours on a 2-core CPU "
+            "(add --configfile config/quick.yaml for the ~15-minute quick profile).",
+            file=sys.stderr,
+        )
 
 
 _warn_cpu_cost()
@@ -97,12 +99,14 @@ def job_need(rule, dataset):
 def declared_mem_mb(rule):
     def resource(wildcards):
         return job_need(rule, wildcards.dataset)["mem_mb"]
+
     return resource
 
 
 def declared_gpu_mem_mb(rule):
     def resource(wildcards):
         return job_need(rule, wildcards.dataset)["gpu_mem_mb"]
+
     return resource
 
 
@@ -218,8 +222,12 @@ CLAIMS_ALIGNMENT_TABLE = "results/figures/tables/fig4_{dataset}.csv"
 
 def claims_fids():
     """Headline FID files plus supplement Table 2's d_t variants (the default variant once)."""
-    ablation = [f for d in DATASETS if config["ablation"]["d_t"].get(d)
-                for f in runs(FID, datasets=[d], methods=[config["ablation"]["method"]], variants=ablation_variants(config, d))]
+    ablation = [
+        f
+        for d in DATASETS
+        if config["ablation"]["d_t"].get(d)
+        for f in runs(FID, datasets=[d], methods=[config["ablation"]["method"]], variants=ablation_variants(config, d))
+    ]
     return list(dict.fromkeys(runs(FID) + ablation))
 
 
@@ -271,16 +279,19 @@ def fig2_methods(wildcards):
 
 def fig3_runs(pattern):
     """One run per figures.methods entry (default variant, first figure seed) for the dataset wildcard."""
+
     def inputs(wildcards):
         return expand(pattern, dataset=wildcards.dataset, method=FIGURES["methods"], variant="default", seed=FIG_SEED)
+
     return inputs
 
 
 def fig4_runs(pattern):
     """Every (method, variant) of figures.fig4_runs and every figure seed, in a fixed order."""
+
     def inputs(wildcards):
-        return [pattern.format(dataset=wildcards.dataset, method=m, variant=v, seed=s)
-                for m, v in FIGURES["fig4_runs"].items() for s in FIG_SEEDS]
+        return [pattern.format(dataset=wildcards.dataset, method=m, variant=v, seed=s) for m, v in FIGURES["fig4_runs"].items() for s in FIG_SEEDS]
+
     return inputs
 
 
@@ -312,6 +323,8 @@ def fig5_outputs():
 
 def fig6_outputs():
     return expand("results/figures/fig6/{dataset}.{ext}", dataset=FIG6_DATASET, ext=["png", "pdf"])
+
+
 # ---- end of Figures 5 and 6 ----
 
 

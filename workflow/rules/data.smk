@@ -4,14 +4,14 @@
 rule prepare_dataset:
     output:
         "data/processed/{dataset}.h5",
-    params:
-        options=dataset_data_options,
-        download="--allow-download" if config["data"]["allow_download"] else "",
     log:
         "results/logs/prepare_dataset/{dataset}.log",
     benchmark:
         "results/benchmarks/prepare_dataset/{dataset}.tsv"
     conda:
         "../../environment.yml"
+    params:
+        options=dataset_data_options,
+        download="--allow-download" if config["data"]["allow_download"] else "",
     shell:
         "exec python -m pipeline prepare-data --dataset {wildcards.dataset} --options {params.options:q} {params.download} --out {output} > {log} 2>&1"

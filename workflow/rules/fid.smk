@@ -34,8 +34,12 @@ rule fid_reference:
         data="data/processed/{dataset}.h5",
     output:
         "results/fid/{dataset}/reference.npz",
-    params:
-        options=fid_options(FID_REFERENCE_KEYS),
+    log:
+        "results/logs/fid/reference_{dataset}.log",
+    benchmark:
+        "results/benchmarks/fid/reference_{dataset}.tsv"
+    conda:
+        "../../environment.yml"
     threads: fid_threads
     resources:
         mem_mb=declared_mem_mb("fid_reference"),
@@ -43,12 +47,8 @@ rule fid_reference:
         gpu=gpu_need(FID_DEVICE),
         device=FID_DEVICE,
         batch_size=config["fid"]["batch_size"],
-    log:
-        "results/logs/fid/reference_{dataset}.log",
-    benchmark:
-        "results/benchmarks/fid/reference_{dataset}.tsv"
-    conda:
-        "../../environment.yml"
+    params:
+        options=fid_options(FID_REFERENCE_KEYS),
     shell:
         "exec python -m pipeline fid-reference --weights {input.weights} --data {input.data} --options {params.options:q}"
         " --device {resources.device} --batch-size {resources.batch_size} --threads {threads} --no-progress --out {output} > {log} 2>&1"
@@ -61,8 +61,12 @@ rule fid_real:
         reference="results/fid/{dataset}/reference.npz",
     output:
         "results/fid/{dataset}/real_seed{seed}.json",
-    params:
-        options=fid_options(FID_SCORE_KEYS),
+    log:
+        "results/logs/fid/real_{dataset}_seed{seed}.log",
+    benchmark:
+        "results/benchmarks/fid/real_{dataset}_seed{seed}.tsv"
+    conda:
+        "../../environment.yml"
     threads: fid_threads
     resources:
         mem_mb=declared_mem_mb("fid_real"),
@@ -70,12 +74,8 @@ rule fid_real:
         gpu=gpu_need(FID_DEVICE),
         device=FID_DEVICE,
         batch_size=config["fid"]["batch_size"],
-    log:
-        "results/logs/fid/real_{dataset}_seed{seed}.log",
-    benchmark:
-        "results/benchmarks/fid/real_{dataset}_seed{seed}.tsv"
-    conda:
-        "../../environment.yml"
+    params:
+        options=fid_options(FID_SCORE_KEYS),
     shell:
         "exec python -m pipeline fid-real --weights {input.weights} --data {input.data} --reference {input.reference}"
         " --dataset {wildcards.dataset} --seed {wildcards.seed} --options {params.options:q}"
@@ -91,8 +91,12 @@ rule fid_model:
         reference="results/fid/{dataset}/reference.npz",
     output:
         FID,
-    params:
-        options=fid_options(FID_SCORE_KEYS),
+    log:
+        "results/logs/fid/{dataset}/{method}/{variant}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/fid/{dataset}/{method}/{variant}/seed{seed}.tsv"
+    conda:
+        "../../environment.yml"
     threads: fid_threads
     resources:
         mem_mb=declared_mem_mb("fid_model"),
@@ -100,12 +104,8 @@ rule fid_model:
         gpu=gpu_need(FID_DEVICE),
         device=FID_DEVICE,
         batch_size=config["fid"]["batch_size"],
-    log:
-        "results/logs/fid/{dataset}/{method}/{variant}/seed{seed}.log",
-    benchmark:
-        "results/benchmarks/fid/{dataset}/{method}/{variant}/seed{seed}.tsv"
-    conda:
-        "../../environment.yml"
+    params:
+        options=fid_options(FID_SCORE_KEYS),
     shell:
         "exec python -m pipeline fid --weights {input.weights} --model {input.model} --samples {input.samples} --data {input.data}"
         " --reference {input.reference} --options {params.options:q}"

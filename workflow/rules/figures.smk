@@ -8,25 +8,29 @@ rule figure2:
         model=FIG2_MODEL,
         encodings=FIG2_ENCODINGS,
     output:
-        png=report("results/figures/fig2/{dataset}_seed{seed}.png", caption="../report/fig2.rst", category="Figures",
-                   subcategory="Figure 2: aggregate posterior and priors"),
+        png=report(
+            "results/figures/fig2/{dataset}_seed{seed}.png",
+            caption="../report/fig2.rst",
+            category="Figures",
+            subcategory="Figure 2: aggregate posterior and priors",
+        ),
         pdf="results/figures/fig2/{dataset}_seed{seed}.pdf",
         table="results/figures/tables/fig2_{dataset}_seed{seed}.csv",
         provenance="results/figures/tables/fig2_{dataset}_seed{seed}.csv.provenance.json",
-    params:
-        options=as_json(FIGURES),
-        methods=fig2_methods,
-    threads: 1
-    resources:
-        mem_mb=declared_mem_mb("figure2"),
-        gpu_mem_mb=declared_gpu_mem_mb("figure2"),
-        gpu=GPU_JOB,
     log:
         "results/logs/figures/fig2/{dataset}_seed{seed}.log",
     benchmark:
         "results/benchmarks/figures/fig2/{dataset}_seed{seed}.tsv"
     conda:
         "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=declared_mem_mb("figure2"),
+        gpu_mem_mb=declared_gpu_mem_mb("figure2"),
+        gpu=GPU_JOB,
+    params:
+        options=as_json(FIGURES),
+        methods=fig2_methods,
     shell:
         "exec python -m pipeline figure2 --model {input.model} --encodings {input.encodings} --methods {params.methods:q}"
         " --options {params.options:q} --seed {wildcards.seed} --threads {threads}"
@@ -39,23 +43,27 @@ rule figure3:
         models=fig3_runs(MODEL),
         samples=fig3_runs(SAMPLES),
     output:
-        png=report("results/figures/fig3/{dataset}.png", caption="../report/fig3.rst", category="Figures",
-                   subcategory="Figure 3: reconstructions and generations"),
+        png=report(
+            "results/figures/fig3/{dataset}.png",
+            caption="../report/fig3.rst",
+            category="Figures",
+            subcategory="Figure 3: reconstructions and generations",
+        ),
         pdf="results/figures/fig3/{dataset}.pdf",
         table="results/figures/tables/fig3_{dataset}.csv",
         provenance="results/figures/tables/fig3_{dataset}.csv.provenance.json",
-    params:
-        options=as_json(FIGURES),
-    threads: 1
-    resources:
-        mem_mb=declared_mem_mb("figure3"),
-        gpu_mem_mb=declared_gpu_mem_mb("figure3"),
     log:
         "results/logs/figures/fig3/{dataset}.log",
     benchmark:
         "results/benchmarks/figures/fig3/{dataset}.tsv"
     conda:
         "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=declared_mem_mb("figure3"),
+        gpu_mem_mb=declared_gpu_mem_mb("figure3"),
+    params:
+        options=as_json(FIGURES),
     shell:
         "exec python -m pipeline figure3 --data {input.data} --models {input.models} --samples {input.samples}"
         " --options {params.options:q} --threads {threads} --out {output.png} {output.pdf} --table {output.table} > {log} 2>&1"
@@ -66,24 +74,23 @@ rule figure4:
         models=fig4_runs(MODEL),
         encodings=fig4_runs(ENCODINGS),
     output:
-        png=report("results/figures/fig4/{dataset}.png", caption="../report/fig4.rst", category="Figures",
-                   subcategory="Figure 4: 2-D latent spaces"),
+        png=report("results/figures/fig4/{dataset}.png", caption="../report/fig4.rst", category="Figures", subcategory="Figure 4: 2-D latent spaces"),
         pdf="results/figures/fig4/{dataset}.pdf",
         table="results/figures/tables/fig4_{dataset}.csv",
         summary="results/figures/tables/fig4_{dataset}_summary.csv",
         provenance=multiext("results/figures/tables/fig4_{dataset}", ".csv.provenance.json", "_summary.csv.provenance.json"),
-    params:
-        options=as_json(FIGURES),
-    threads: 1
-    resources:
-        mem_mb=declared_mem_mb("figure4"),
-        gpu_mem_mb=declared_gpu_mem_mb("figure4"),
     log:
         "results/logs/figures/fig4/{dataset}.log",
     benchmark:
         "results/benchmarks/figures/fig4/{dataset}.tsv"
     conda:
         "../../environment.yml"
+    threads: 1
+    resources:
+        mem_mb=declared_mem_mb("figure4"),
+        gpu_mem_mb=declared_gpu_mem_mb("figure4"),
+    params:
+        options=as_json(FIGURES),
     shell:
         "exec python -m pipeline figure4 --models {input.models} --encodings {input.encodings} --options {params.options:q}"
         " --threads {threads} --out {output.png} {output.pdf} --table {output.table} --summary {output.summary} > {log} 2>&1"
@@ -93,21 +100,25 @@ rule figure_samples:
     input:
         sample_runs,
     output:
-        png=report("results/figures/supplement/samples_{method}.png", caption="../report/samples_grid.rst", category="Figures",
-                   subcategory="Supplement Figures 1-5: samples"),
+        png=report(
+            "results/figures/supplement/samples_{method}.png",
+            caption="../report/samples_grid.rst",
+            category="Figures",
+            subcategory="Supplement Figures 1-5: samples",
+        ),
         pdf="results/figures/supplement/samples_{method}.pdf",
         table="results/figures/tables/samples_{method}.csv",
         provenance="results/figures/tables/samples_{method}.csv.provenance.json",
-    params:
-        options=as_json(FIGURES),
-        datasets=FIG_DATASETS,
-        seed=FIG_SEED,
     log:
         "results/logs/figures/samples/{method}.log",
     benchmark:
         "results/benchmarks/figures/samples/{method}.tsv"
     conda:
         "../../environment.yml"
+    params:
+        options=as_json(FIGURES),
+        datasets=FIG_DATASETS,
+        seed=FIG_SEED,
     shell:
         "exec python -m pipeline figure-samples --method {wildcards.method} --datasets {params.datasets} --samples {input}"
         " --seed {params.seed} --options {params.options:q} --out {output.png} {output.pdf} --table {output.table} > {log} 2>&1"
@@ -121,21 +132,22 @@ rule figure5:
         unpack(interpolation_models({"ladder": "d_t2", "gmm": "default", "normal": "default"})),
         data="data/processed/{dataset}.h5",
     output:
-        png=report("results/figures/fig5/{dataset}.png", caption="../report/fig5.rst", category="Figures",
-                   subcategory="Figure 5: shortest likely path"),
+        png=report(
+            "results/figures/fig5/{dataset}.png", caption="../report/fig5.rst", category="Figures", subcategory="Figure 5: shortest likely path"
+        ),
         pdf="results/figures/fig5/{dataset}.pdf",
         csv="results/figures/fig5/{dataset}.csv",
-    params:
-        options=as_json(config["interpolation"]),
-    resources:
-        mem_mb=declared_mem_mb("figure5"),
-        gpu_mem_mb=declared_gpu_mem_mb("figure5"),
     log:
         "results/logs/figures/fig5/{dataset}.log",
     benchmark:
         "results/benchmarks/figures/fig5/{dataset}.tsv"
     conda:
         "../../environment.yml"
+    resources:
+        mem_mb=declared_mem_mb("figure5"),
+        gpu_mem_mb=declared_gpu_mem_mb("figure5"),
+    params:
+        options=as_json(config["interpolation"]),
     shell:
         "exec python -m pipeline figure-interpolation --figure 5 --dataset {wildcards.dataset} --data {input.data}"
         " --model ladder={input.ladder} gmm={input.gmm} normal={input.normal} --options {params.options:q}"
@@ -147,22 +159,26 @@ rule figure6:
         unpack(interpolation_models({"ladder": "default", "gmm": "default", "normal": "default"})),
         data="data/processed/{dataset}.h5",
     output:
-        png=report("results/figures/fig6/{dataset}.png", caption="../report/fig6.rst", category="Figures",
-                   subcategory="Figure 6 and supplement Figures 6-7: interpolations"),
+        png=report(
+            "results/figures/fig6/{dataset}.png",
+            caption="../report/fig6.rst",
+            category="Figures",
+            subcategory="Figure 6 and supplement Figures 6-7: interpolations",
+        ),
         pdf="results/figures/fig6/{dataset}.pdf",
         csv="results/figures/fig6/{dataset}.csv",
         history="results/figures/fig6/{dataset}_history.csv",
-    params:
-        options=as_json(config["interpolation"]),
-    resources:
-        mem_mb=declared_mem_mb("figure6"),
-        gpu_mem_mb=declared_gpu_mem_mb("figure6"),
     log:
         "results/logs/figures/fig6/{dataset}.log",
     benchmark:
         "results/benchmarks/figures/fig6/{dataset}.tsv"
     conda:
         "../../environment.yml"
+    resources:
+        mem_mb=declared_mem_mb("figure6"),
+        gpu_mem_mb=declared_gpu_mem_mb("figure6"),
+    params:
+        options=as_json(config["interpolation"]),
     shell:
         "exec python -m pipeline figure-interpolation --figure 6 --dataset {wildcards.dataset} --data {input.data}"
         " --model ladder={input.ladder} gmm={input.gmm} normal={input.normal} --options {params.options:q}"
@@ -175,18 +191,18 @@ rule slp_run:
         data="data/processed/{dataset}.h5",
     output:
         SLP_RUN_TABLE,
-    params:
-        options=as_json(config["interpolation"]),
-    resources:
-        mem_mb=declared_mem_mb("slp_run"),
-        gpu_mem_mb=declared_gpu_mem_mb("slp_run"),
-        gpu=gpu_need(TRAIN_DEVICE),
     log:
         "results/logs/slp/{dataset}/{method}/{variant}/seed{seed}.log",
     benchmark:
         "results/benchmarks/slp/{dataset}/{method}/{variant}/seed{seed}.tsv"
     conda:
         "../../environment.yml"
+    resources:
+        mem_mb=declared_mem_mb("slp_run"),
+        gpu_mem_mb=declared_gpu_mem_mb("slp_run"),
+        gpu=gpu_need(TRAIN_DEVICE),
+    params:
+        options=as_json(config["interpolation"]),
     shell:
         "exec python -m pipeline slp-table --model {input.model} --data {input.data} --options {params.options:q} --out {output} > {log} 2>&1"
 

@@ -7,8 +7,12 @@ rule train_model:
         data="data/processed/{dataset}.h5",
     output:
         model=MODEL,
-    params:
-        settings=train_settings,
+    log:
+        "results/logs/train/{dataset}/{method}/{variant}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train/{dataset}/{method}/{variant}/seed{seed}.tsv"
+    conda:
+        "../../environment.yml"
     threads: train_threads
     resources:
         mem_mb=declared_mem_mb("train_model"),
@@ -16,12 +20,8 @@ rule train_model:
         gpu=gpu_need(TRAIN_DEVICE),
         device=TRAIN_DEVICE,
         data_on_device=train_data_on_device,
-    log:
-        "results/logs/train/{dataset}/{method}/{variant}/seed{seed}.log",
-    benchmark:
-        "results/benchmarks/train/{dataset}/{method}/{variant}/seed{seed}.tsv"
-    conda:
-        "../../environment.yml"
+    params:
+        settings=train_settings,
     shell:
         "exec python -m pipeline train --settings {params.settings:q} --data {input.data} --out {output.model}"
         " --device {resources.device} --threads {threads} --data-on-device {resources.data_on_device} --no-progress > {log} 2>&1"
