@@ -153,7 +153,7 @@ def main() -> dict:
         run = work / "runs" / arch / method
         fid_common = [*common, "--batch-size", str(config["fid"]["batch_size"]), "--threads", str(args.threads), "--no-progress"]
         for n in plan["fid_n"]:
-            options = dict(config["fid"], n_samples=n, n_reference=n, kid_subset_size=min(n, config["fid"]["kid_subset_size"]))
+            options = dict(config["fid"], n_samples=n, n_reference=n, kid_subset_size=min(n // 2, config["fid"]["kid_subset_size"]))
             options = {k: options[k] for k in ("n_samples", "n_reference", "real_split", "kid_subset_size", "kid_subsets")}
             reference = run / f"reference{n}.npz"
             record("fid_reference", method, f"fid_reference_{n}",
