@@ -9,7 +9,7 @@
   collapsed posterior (the decoder ignores z).
 - Cross-entropy E_q(z)[log p(z)] (Table 2): z ~ q(z|x) over the test set (Eq. 3), log p(z)
   exact, or for the hierarchical and LaDDer priors an importance-sampling estimate with
-  ``is_samples`` samples of a defensive proposal around q(t|z) (``HierarchicalPrior.log_prob``):
+  ``is_samples`` samples of a proposal fitted per z (``HierarchicalPrior.fit_proposal``):
   biased low for finite K, so the metrics record the estimate at K/10 beside the one at K and
   the effective sample size, and the prior-VAE bound beside both.
 - Posterior standard deviations at the std head's floor (1e-3, the ReLU head's dead units),
@@ -112,7 +112,8 @@ def evaluate(vae: VAE, images: torch.Tensor, mc_samples: int = 1, is_samples: in
                     + ("exact log p(z)" if prior.exact else "prior-VAE bound L'(z) (LaDDer Eq. 7/8)")
                     + "; Laplace scale fixed from the training set at the end of training",
             "cross_entropy": "exact log p(z)" if prior.exact else
-                             f"importance sampling (defensive proposal around q(t|z)), K={is_samples}: lower-biased; "
+                             f"importance sampling (Laplace-mixture proposal fitted per z, HierarchicalPrior.fit_proposal), "
+                             f"K={is_samples}: lower-biased; "
                              "cross_entropy_tenth is the same estimate from the first K/10 samples",
             "cross_entropy_bound": "same as cross_entropy" if prior.exact else "prior-VAE ELBO L'(z), a lower bound",
             "rec_error": "mean |x - decoder(posterior mean)| per pixel, pixels in [0, 1]",
@@ -134,9 +135,9 @@ def log_likelihood_metrics(vae: VAE, images: torch.Tensor, n_samples: int, seed:
     chunk = 16384 if torch.device(device).type == "cuda" else 2048  # decoder evaluations per pass: memory only
     result = importance_log_likelihood(vae, to_float(images).to(device), n_samples, seed=seed, chunk_size=chunk)
     metrics = likelihood_metrics(result)
-    metrics["estimators_loglik"] = (f"importance sampling with the posterior as proposal, S={n_samples} per image "
-                                    "(joint over (z, t) with q(z|x) q(t|z) for the hierarchical and LaDDer priors); "
-                                    "test_log_likelihood_tenth uses the first S/10 samples")
+    metrics["estimators_loglik"] = (f"importance sampling, S={n_samples} per image, with a proposal refined per image from q(z|x) "
+                                    "(pipeline.likelihood; joint over (z, t) with the prior's r(t|z) for the hierarchical and LaDDer "
+                                    "priors); test_log_likelihood_tenth uses the first S/10 samples")
     return metrics
 
 

@@ -19,7 +19,7 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.likelihood import image_noise, importance_log_likelihood, likelihood_metrics, summarise_log_weights
+from pipeline.likelihood import image_noise, importance_log_likelihood, likelihood_metrics, proposal_log_weight, summarise_log_weights
 from pipeline.priors import build_prior
 from pipeline.priors.base import LOG_2PI
 
@@ -155,20 +155,37 @@ def test_runs_on_the_mnist_vae_with_its_laplace_likelihood(method):
     out = importance_log_likelihood(vae, x, 8, seed=1, chunk_size=10)
     assert out["log_px"].shape == (3,) and torch.isfinite(out["log_px"]).all() and vae.training
     # S = 1 is one weight, log p(x|z) + log p(z) - log q(z|x), from image 0's own noise
-    one = importance_log_likelihood(vae, x[:1], 1, seed=1)
+    # without refinement the proposal of z is q(z|x)
+    one = importance_log_likelihood(vae, x[:1], 1, seed=1, refine_steps=0)
     with torch.no_grad():
         vae.eval()
         mean, std = vae.encode(x[:1])  # (1, 4) each
-        d_t = 0 if vae.prior.exact else vae.prior.d_t
-        eps = image_noise(1, 4 + d_t, seed=1, index=0)  # (1, 4 + d_t)
+        d_t = 0 if vae.prior.exact else vae.prior.proposal_noise_dim()
+        eps = image_noise(1, 4 + 1 + d_t, seed=1, index=0)  # (1, 4 + 1 + d_t): z, component choice, r(t|z)
         z = mean + std * eps[:, :4]
         log_q = -0.5 * (eps[:, :4] ** 2 + LOG_2PI).sum(-1) - std.log().sum(-1)
         rec = laplace_log_likelihood(x[:1], vae.decode(z), vae.scale)
         if vae.prior.exact:
             log_p = vae.prior.log_prob(z)
-        else:  # the joint (z, t) weight's prior part
-            mean_t, std_t = vae.prior.vae.encode(z)
-            t = mean_t + std_t * eps[:, 4:]
-            log_p = vae.prior.vae.log_p_z_given_t(z, t) + vae.prior.hyper_log_prob(t) \
-                + 0.5 * (eps[:, 4:] ** 2 + LOG_2PI).sum(-1) + std_t.log().sum(-1)
+        else:  # the joint (z, t) weight's prior part: t from the prior's r(t|z), fitted at q's mean and moved to z
+            log_p = proposal_log_weight(vae.prior, z, eps[:, 5:], dict(vae.prior.fit_proposal(mean), center=mean))
     assert one["log_px"].item() == pytest.approx((rec + log_p - log_q).item(), rel=1e-5)
+
+
+def test_refined_proposal_recovers_from_a_poor_encoder():
+    """An encoder whose q(z|x) is offset by two posterior stds and four times too narrow: with q as the
+    proposal the estimate is nats low and its ESS tiny; the refined proposal (Adam on the importance-
+    weighted bound, module docstring) brings the estimate to the exact log p(x) with ten times the ESS (a diagonal Gaussian cannot match the
+    correlated posterior, so not all of S)."""
+    vae, marginal = flat_model()
+    exact_std = vae.std / 1.3
+    vae.offset = vae.offset + 2 * exact_std
+    vae.std = 0.25 * exact_std
+    torch.manual_seed(3)
+    x = marginal.sample(torch.Size([32]))
+    truth = marginal.log_prob(x)
+    plain = estimate(vae, x, 1000, seed=2, refine_steps=0)
+    refined = estimate(vae, x, 1000, seed=2)
+    assert (plain["log_px"] - truth).mean() < -1.0 and plain["ess"].mean() < 50
+    assert (refined["log_px"] - truth).abs().mean() < 0.1 and refined["ess"].mean() > 100  # measured: 0.04, 194 (q: 3.5, 20)
+    assert (refined["log_px"] - refined["log_px_tenth"]).abs().mean() < 0.3

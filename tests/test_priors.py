@@ -555,3 +555,42 @@ def test_ladder_refit_recovers_clusters_after_a_fit_on_differently_shaped_data(s
     assert options["refit"] == "cold"
     assert max(distances("cold")) < 2.0
     assert max(distances("warm")) > 4.0  # the failure the cold refit fixes (a cluster merged into another's component)
+
+
+def test_importance_proposal_is_the_exact_posterior_mixture_for_a_linear_prior_vae():
+    """Linear p(z|t) and a Gaussian-mixture p(t): p(t|z) is a Gaussian mixture whose components and
+    weights r(t|z)'s Laplace fit computes exactly (``fit_proposal``), so with a poor q(t|z) (offset,
+    too narrow) the estimate is still exact and most of the K samples count; q(t|z)'s own
+    defensive proposal alone (the previous estimator) is far from it at the same K."""
+    import pipeline.priors.hierarchical as hierarchical
+
+    torch.manual_seed(1)
+    sigma = 0.3
+    prior, A, b = linear_gaussian_prior("ladder", sigma=sigma)
+    w = torch.tensor([0.3, 0.7])
+    mu = torch.tensor([[-1.5, 0.2], [1.2, -0.3]])
+    cov = torch.stack([0.3 * torch.eye(2), torch.tensor([[0.4, 0.1], [0.1, 0.3]])])
+    prior.mixture.set_mixture(w, mu, cov)
+    set_proposal(prior, A, b, sigma, inflate=0.3)
+    with torch.no_grad():
+        prior.vae.enc_mean.bias.add_(1.0)
+    exact = torch.distributions.MixtureSameFamily(
+        torch.distributions.Categorical(probs=w),
+        torch.distributions.MultivariateNormal(mu @ A.T + b, A @ cov @ A.T + sigma**2 * torch.eye(2)),
+    )
+    z = exact.sample((64,))
+    truth = exact.log_prob(z)
+    with torch.no_grad():
+        fit = prior.fit_proposal(z)
+        new = prior.log_prob_diagnostics(z, 1000)
+        default = hierarchical.PROPOSAL_DEFENSIVE
+        hierarchical.PROPOSAL_DEFENSIVE = 1 - 1e-9  # r(t|z) = the defensive mixture around q(t|z) only
+        try:
+            old = prior.log_prob_diagnostics(z, 1000)
+        finally:
+            hierarchical.PROPOSAL_DEFENSIVE = default
+    posterior_weight = torch.softmax(torch.stack([torch.distributions.MultivariateNormal(
+        mu[m] @ A.T + b, A @ cov[m] @ A.T + sigma**2 * torch.eye(2)).log_prob(z) + w[m].log() for m in range(2)], -1), -1)
+    assert torch.allclose(fit["log_pi"].exp().sort(-1).values, posterior_weight.sort(-1).values, atol=1e-4)
+    assert (new["log_prob"] - truth).abs().mean() < 0.03 and new["ess"].min() > 400
+    assert (old["log_prob"] - truth).abs().mean() > 0.1 and old["ess"].mean() < 100

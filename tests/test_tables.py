@@ -129,3 +129,26 @@ def test_fid_tables_say_where_non_finite_prior_draws_were_replaced(tmp_path):
     assert "fashion_mnist/realnvp: 6" in md and "fashion_mnist/normal" not in md.split("Non-finite")[1]
     build_table("table_sm1", [p for p in inputs if "normal" in p.name], tmp_path / "clean")
     assert "Non-finite" not in (tmp_path / "clean.md").read_text()
+
+
+def test_claims_c3_decides_on_minus_kl_and_c4_reports_the_paper_ordering_with_the_constant_removed(tmp_path):
+    """C3 reads -KL (each run's kl, negated), reports the code's cross entropy and the importance-sampled
+    value beside it without deciding on them; C3 and C4 print the paper's Hierarchical value corrected
+    by original_hierarchical_constant and whether the paper's own ordering survives it."""
+    from pipeline.claims.definitions import evaluate_rank_claim, rank_claims
+    from pipeline.run_metrics import read_run_metrics
+
+    paths = []
+    for m, kl in (("ladder", 30.0), ("gmm", 40.0), ("hierarchical", 45.0)):
+        for seed in range(3):
+            paths.append(write_run(tmp_path / f"{m}{seed}.json", "fashion_mnist", m, seed, kl=kl + seed, elbo=1000.0 - kl + seed,
+                                   cross_entropy_bound=kl / 10 + 0.1 * seed, cross_entropy=-kl + 2 * seed))
+    records = read_run_metrics(paths)
+    c3, c4 = (spec for spec in rank_claims("fashion_mnist") if spec.claim in ("C3", "C4"))
+    row = evaluate_rank_claim(c3, "fashion_mnist", records, 0.05)
+    assert row["verdict"] == "holds" and row["mean"] == pytest.approx(-31.0)  # -KL of LaDDer, the lowest KL
+    assert "on the code's cross entropy (bound) (reported, not deciding): fails" in row["note"]
+    assert "by importance sampling (reported, not deciding)" in row["note"]
+    assert "+19.87 nats at the paper's d_t = 16): -43.9" in row["paper"] and row["paper_agrees"] == "yes; corrected: yes"
+    row = evaluate_rank_claim(c4, "fashion_mnist", records, 0.05)
+    assert "1172.8" in row["paper"] and row["paper_agrees"] == "yes; corrected: yes"
