@@ -216,20 +216,21 @@ class HierarchicalPrior(Prior):
         c = self.vae.decode(t) - (jac @ t.unsqueeze(-1)).squeeze(-1)  # (B, d_z): z ~ J t + c near t*
         lam = torch.cholesky_inverse(tril)  # (M, d_t, d_t)
         prec = (jac.transpose(1, 2) @ jac * inv_var)[:, None] + lam  # (B, M, d_t, d_t)
-        chol_prec = torch.linalg.cholesky(prec)
+        # float64 for the factorisations: with sigma = 0.05, J^T J / sigma^2 can be ill-conditioned in float32
+        chol_prec = torch.linalg.cholesky(prec.double())
         rhs = ((jac.transpose(1, 2) @ (z - c).unsqueeze(-1)) * inv_var)[:, None] + lam @ mu.unsqueeze(-1)  # (B, M, d_t, 1)
-        modes = torch.cholesky_solve(rhs, chol_prec).squeeze(-1)  # (B, M, d_t)
+        modes = torch.cholesky_solve(rhs.double(), chol_prec).squeeze(-1).to(z.dtype)  # (B, M, d_t)
         # evidence: p(z) = p(z|t) p(t) / p(t|z) at t = mode_m, all Gaussian under the linearisation
         resid = z[:, None] - c[:, None] - (jac[:, None] @ modes.unsqueeze(-1)).squeeze(-1)  # (B, M, d_z)
         white = torch.linalg.solve_triangular(tril, (modes - mu).unsqueeze(-1), upper=False).squeeze(-1)  # (B, M, d_t)
         log_pi = (log_w - 0.5 * resid.pow(2).sum(-1) * inv_var - 0.5 * white.pow(2).sum(-1)
-                  - tril.diagonal(dim1=-2, dim2=-1).log().sum(-1) - chol_prec.diagonal(dim1=-2, dim2=-1).log().sum(-1))  # (B, M)
+                  - tril.diagonal(dim1=-2, dim2=-1).log().sum(-1) - chol_prec.diagonal(dim1=-2, dim2=-1).log().sum(-1).to(z.dtype))  # (B, M)
         keep = log_pi.topk(min(PROPOSAL_COMPONENTS, log_pi.shape[1]), -1).indices  # (B, C)
         pick = lambda a: a.gather(1, keep.view(*keep.shape, *([1] * (a.dim() - 2))).expand(*keep.shape, *a.shape[2:]))  # noqa: E731
-        cov = torch.cholesky_inverse(pick(chol_prec))  # (B, C, d_t, d_t)
-        gain = cov @ jac.transpose(1, 2)[:, None] * inv_var  # (B, C, d_t, d_z)
+        cov = torch.cholesky_inverse(pick(chol_prec))  # (B, C, d_t, d_t), float64
+        gain = (cov @ jac.transpose(1, 2)[:, None].double()).to(z.dtype) * inv_var  # (B, C, d_t, d_z)
         return {"mean_t": mean_t, "std_t": std_t, "log_pi": torch.log_softmax(pick(log_pi), -1), "modes": pick(modes),
-                "scale_tril": torch.linalg.cholesky(cov), "gain": gain}
+                "scale_tril": torch.linalg.cholesky(cov).to(z.dtype), "gain": gain}
 
     def _log_joint(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """log p(z|t) + log p(t): z (B, d_z), t (B, d_t) -> (B,)"""
