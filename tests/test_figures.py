@@ -158,9 +158,11 @@ def save_run(folder, method, seed=0, d_z=2, prior_options=None, fit_z=None, data
         for split in ("train", "test"):
             grp = h5.create_group(split)
             grp["mean"], grp["std"], grp["labels"] = mean.numpy(), std.numpy(), labels
+        h5.attrs["complete"] = True  # as every writer marks a finished file (pipeline.artefacts)
     samples = torch.randint(0, 256, (100, 1, 28, 28), dtype=torch.uint8)
     with h5py.File(folder / "samples.h5", "w") as h5:
         h5["images"], h5["z"] = samples.numpy(), torch.zeros(100, d_z).numpy()
+        h5.attrs["complete"] = True
     return folder
 
 
