@@ -80,7 +80,8 @@ def tiny_settings(method: str, epochs: int = 3, seed: int = 0) -> dict:
 # -- test categories (markers registered in pyproject.toml) ---------------------------------------
 # Files whose tests run Snakemake or the CLI in subprocesses; the SLURM files start a cluster.
 WORKFLOW_FILES = {"test_workflow.py", "test_faults.py", "test_add_prior.py", "test_packaging.py", "test_catalog.py"}
-CLUSTER_FILES = {"test_slurm.py", "test_slurm_smoke.py"}
+# test_slurm_smoke.py is not one of them: issue 23 puts it in `make test` (marked slow, a few minutes).
+CLUSTER_FILES = {"test_slurm.py"}
 
 
 def pytest_collection_modifyitems(config, items):

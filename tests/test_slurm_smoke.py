@@ -13,11 +13,15 @@ import re
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from pipeline.provenance import REPO_ROOT
 from tests.test_slurm import PROFILE, SUBMITTED, cluster, finish, profile_env, read_tables, run_id, sacct, sacct_tres, sh, start_profile_run  # noqa: F401 (cluster: fixture)
 from tests.conftest import tiny_config
+
+# In `make test` (CI), not `make test-fast`: a few minutes (tests/conftest.py keeps it out of the cluster category).
+pytestmark = pytest.mark.slow
 
 RUN = "results/runs/mnist5k/normal/default/seed0"
 GPU_RULES = {"train_model", "evaluate_model", "encode", "sample", "fid_model", "fid_reference", "fid_real", "slp_run", "figure2"}
@@ -104,4 +108,4 @@ def test_paper_config_dry_run_through_the_profile_shows_gpu_and_memory_per_rule(
     assert {"train_model", "evaluate_model", "encode", "sample", "fid_model", "prepare_dataset"} <= set(per_rule)
     for rule, requests in per_rule.items():
         assert {gpu for gpu, _, _ in requests} == ({"1"} if rule in GPU_RULES else {"0"}), (rule, requests)
-        assert all(mem and (mem == "<TBD>" or int(mem) >= 1000) for _, mem, _ in requests), (rule, requests)
+        assert all(mem == "<TBD>" or (mem or "").isdigit() and int(mem) > 0 for _, mem, _ in requests), (rule, requests)
