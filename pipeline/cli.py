@@ -106,7 +106,8 @@ def cmd_evaluate(args) -> None:
             # a seeded random subset: the first N test images can be one class (mnist5k's split is sorted)
             pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(job.settings["seed"]))[: options["loglik_test_limit"]]
             subset = images[pick.sort().values]
-        metrics.update(log_likelihood_metrics(job.vae, subset, options["loglik_samples"], job.settings["seed"], job.device))
+        metrics.update(log_likelihood_metrics(job.vae, subset, options["loglik_samples"], job.settings["seed"], job.device,
+                                              refine_steps=options["loglik_refine_steps"]))
     write_run_json(args.out, job.settings, metrics, job.record())
 
 

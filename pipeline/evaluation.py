@@ -127,15 +127,20 @@ def evaluate(vae: VAE, images: torch.Tensor, mc_samples: int = 1, is_samples: in
     return result
 
 
-def log_likelihood_metrics(vae: VAE, images: torch.Tensor, n_samples: int, seed: int, device: torch.device | str = "cpu") -> dict:
+def log_likelihood_metrics(vae: VAE, images: torch.Tensor, n_samples: int, seed: int, device: torch.device | str = "cpu",
+                           refine_steps: int | None = None) -> dict:
     """log p(x) per test image by importance sampling (pipeline.likelihood; S = ``n_samples``), the
-    metrics the VampPrior paper and Xu et al. report, with their convergence diagnostics."""
-    from pipeline.likelihood import importance_log_likelihood, likelihood_metrics
+    metrics the VampPrior paper and Xu et al. report, with their convergence diagnostics.
+    ``refine_steps``: Adam steps refining each image's proposal (None: pipeline.likelihood's default)."""
+    from pipeline.likelihood import REFINE_STEPS, importance_log_likelihood, likelihood_metrics
 
+    steps = REFINE_STEPS if refine_steps is None else int(refine_steps)
     chunk = 16384 if torch.device(device).type == "cuda" else 2048  # decoder evaluations per pass: memory only
-    result = importance_log_likelihood(vae, to_float(images).to(device), n_samples, seed=seed, chunk_size=chunk)
+    result = importance_log_likelihood(vae, to_float(images).to(device), n_samples, seed=seed, chunk_size=chunk, refine_steps=steps)
     metrics = likelihood_metrics(result)
+    metrics["loglik_refine_steps"] = steps
     metrics["estimators_loglik"] = (f"importance sampling, S={n_samples} per image, with a proposal refined per image from q(z|x) "
+                                    f"by {steps} Adam steps "
                                     "(pipeline.likelihood; joint over (z, t) with the prior's r(t|z) for the hierarchical and LaDDer "
                                     "priors); test_log_likelihood_tenth uses the first S/10 samples")
     return metrics
