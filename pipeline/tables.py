@@ -17,6 +17,7 @@ import pandas as pd
 
 from pipeline.names import dataset_label, parse_variant, variant_label, variant_name
 from pipeline.paper_values import PAPER_D_T, PAPER_DATASET, PAPER_VALUES, read_paper_values  # noqa: F401  (PAPER_VALUES: re-exported)
+from pipeline.priors.mixture import COLLAPSED_COMPONENTS
 from pipeline.provenance import atomic_path, provenance, write_json
 from pipeline.run_metrics import read_run_metrics
 
@@ -78,6 +79,10 @@ class TableSpec:
 
 
 FID_NOTES = ("fid_n_generated", "fid_n_reference", "kid_subset_size")
+# The fitted mixture's size at the end of training (LaDDer's hyper-prior, the GMM prior): issue 18's
+# collapse check. Not in the paper; runs that end with COLLAPSED_COMPONENTS or fewer are named in the notes.
+MIXTURE = Metric("mixture_components", "Mixture components at the end (weight > 0.01; LaDDer's p(t), GMM; not in the paper)",
+                 "mixture_components", paper_key=None)
 KID = (Metric("kid_generation", "Generation KID x1000 (mean over seeds of the per-run subset means)", "kid_generation", 1000.0, 2),
        Metric("kid_reconstruction", "Reconstruction KID x1000", "kid_reconstruction", 1000.0, 2))
 
@@ -117,12 +122,12 @@ TABLES = {
                                Metric("elbo", "ELBO", "elbo"),
                                Metric("rec_loglik", "Reconstruction term E_q[log p(x|z)]", "rec_loglik"),
                                Metric("kl", "KL term E_q[log q(z|x) - log p(z)]", "kl"),
-                               Metric("active_units", "Active units (Var_x E_q[z_i] > 0.01)", "active_units")),
+                               Metric("active_units", "Active units (Var_x E_q[z_i] > 0.01)", "active_units"), MIXTURE),
                               ("loglik_samples", "loglik_images")),
     "table3": TableSpec("Table 3: test ELBO (nats per image, higher is better) and per-pixel reconstruction error x0.01 (lower is better)",
                         (Metric("elbo", "ELBO", "elbo", hierarchical_constant=True), Metric("rec_error_x100", "Per-pixel rec. error (x0.01)", "rec_error", 100.0, 2),
                          # not in the paper: flags a collapsed posterior (Burda et al. 2016; Xu et al. 2019 report it)
-                         Metric("active_units", "Active units (Var_x E_q[z_i] > 0.01; not in the paper)", "active_units"))),
+                         Metric("active_units", "Active units (Var_x E_q[z_i] > 0.01; not in the paper)", "active_units"), MIXTURE)),
 }
 
 
@@ -175,6 +180,9 @@ def summarise(name: str, runs: pd.DataFrame) -> pd.DataFrame:
                 row["paper_correction"] = original_hierarchical_constant(PAPER_D_T[paper_dataset])
                 row["paper_d_t"] = PAPER_D_T[paper_dataset]
             row.update(_convergence(metric.convergence, group))
+            if metric is MIXTURE:
+                collapsed = group.seed[group[metric.source] <= COLLAPSED_COMPONENTS]
+                row["collapsed_seeds"] = " ".join(map(str, sorted(collapsed))) or None
             if "protocol_notes" in group and group["protocol_notes"].notna().any():
                 row["protocol_notes"] = group["protocol_notes"].dropna().iloc[0]
             replaced = int(group["nonfinite_draws_replaced"].fillna(0).sum()) if "nonfinite_draws_replaced" in group else 0
@@ -291,6 +299,11 @@ def table_notes(name: str, summary: pd.DataFrame) -> list[str]:
         replaced = summary.dropna(subset=["nonfinite_draws_replaced"]).drop_duplicates(["dataset", "method"])
         lines.append("Non-finite prior draws replaced by further draws before decoding (README, 'Generation'), over all seeds: "
                      + "; ".join(f"{r.dataset}/{r.method}: {int(r.nonfinite_draws_replaced)}" for r in replaced.itertuples()) + ".")
+    if "collapsed_seeds" in summary and summary["collapsed_seeds"].notna().any():
+        collapsed = summary.dropna(subset=["collapsed_seeds"]).drop_duplicates(["dataset", "method"])
+        lines.append(f"Collapsed mixtures (at most {COLLAPSED_COMPONENTS} active components at the end of training; the prior is then "
+                     "close to one Gaussian, docs/science.md): " + "; ".join(f"{r.dataset}/{r.method} seed(s) {r.collapsed_seeds}"
+                                                                             for r in collapsed.itertuples()) + ".")
     notes = summary["protocol_notes"].dropna().unique() if "protocol_notes" in summary else []
     lines += [f"Footing: {note}" for note in notes]
     return lines

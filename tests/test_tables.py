@@ -152,3 +152,19 @@ def test_claims_c3_decides_on_minus_kl_and_c4_reports_the_paper_ordering_with_th
     assert "+19.87 nats at the paper's d_t = 16): -43.9" in row["paper"] and row["paper_agrees"] == "yes; corrected: yes"
     row = evaluate_rank_claim(c4, "fashion_mnist", records, 0.05)
     assert "1172.8" in row["paper"] and row["paper_agrees"] == "yes; corrected: yes"
+
+
+def test_table3_prints_the_final_mixture_size_and_names_collapsed_runs(tmp_path):
+    """Issue 18.1: LaDDer's and the GMM's final component count in Table 3 and table_priors; a run
+    whose mixture ended with 2 or fewer components is named in the notes, the others are not."""
+    inputs = [write_run(tmp_path / f"{m}{s}.json", "fashion_mnist", m, s, elbo=100.0 + s, rec_error=0.05, mixture_components=k)
+              for m, s, k in [("ladder", 0, 2), ("ladder", 1, 31), ("ladder", 2, 1), ("gmm", 0, 40), ("gmm", 1, 38)]]
+    inputs.append(write_run(tmp_path / "normal0.json", "fashion_mnist", "normal", 0, elbo=90.0, rec_error=0.05))
+    for table in ("table3", "table_priors"):
+        summary = build_table(table, inputs, tmp_path / table)
+        sizes = summary[summary.metric == "mixture_components"].set_index("method")
+        assert sizes.loc["ladder", "mean"] == pytest.approx(34 / 3) and sizes.loc["gmm", "mean"] == 39 and "normal" not in sizes.index
+        md = (tmp_path / f"{table}.md").read_text()
+        assert "Mixture components at the end" in md
+        note = next(line for line in md.splitlines() if line.startswith("Collapsed mixtures"))
+        assert "fashion_mnist/ladder seed(s) 0 2" in note and "gmm" not in note
