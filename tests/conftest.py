@@ -79,23 +79,46 @@ def tiny_settings(method: str, epochs: int = 3, seed: int = 0) -> dict:
 
 # -- test categories (markers registered in pyproject.toml) ---------------------------------------
 # Files whose tests run Snakemake or the CLI in subprocesses; the SLURM files start a cluster.
-WORKFLOW_FILES = {"test_workflow.py", "test_faults.py", "test_add_prior.py", "test_packaging.py", "test_catalog.py"}
+WORKFLOW_FILES = {"test_workflow.py", "test_faults.py", "test_add_prior.py", "test_packaging.py", "test_catalog.py", "test_memory.py"}
 # test_slurm_smoke.py is not one of them: issue 23 puts it in `make test` (marked slow, a few minutes).
 CLUSTER_FILES = {"test_slurm.py"}
+# Single tests of unit files that run the CLI in a subprocess, and those that take 10 s or more of
+# CPU (Inception, converging estimators, long fits): `file::test` (every parameter of it). Measured
+# with `pytest -m unit --durations=60` (2026-12-05, load 5-12 on the 2 cores: the unit run took
+# 326 CPU-seconds before these moved out, 181 after the first ten: 2 min 55 s of pytest under load 5).
+WORKFLOW_TESTS = {
+    "test_config.py::test_check_config_names_the_file_of_broken_yaml",
+    "test_budget.py::test_every_pipeline_command_logs_its_own_cpu_seconds",
+    "test_devices.py::test_a_slot_is_held_across_processes_and_freed_when_its_process_dies",
+}
+SLOW_TESTS = {
+    "test_fid.py::test_torch_fidelity_entry_point_agrees_and_inception_score_is_nan",
+    "test_fid.py::test_fid_runs_with_network_blocked",
+    "test_fid.py::test_frechet_distance_on_inception_features",
+    "test_fid.py::test_converted_weights_reproduce_torchscript",  # Inception forward passes
+    "test_fid.py::test_pool_features_equal_torch_fidelity_forward_any_batch",
+    "test_evaluation.py::test_importance_sampled_cross_entropy_agrees_with_the_exact_one",
+    "test_likelihood.py::test_estimate_converges_to_exact_log_likelihood",
+    "test_training.py::test_resume_under_other_execution_flags",
+    "test_priors.py::test_ladder_refit_recovers_clusters_after_a_fit_on_differently_shaped_data",
+}
 
 
 def pytest_collection_modifyitems(config, items):
-    """Every test gets one category: cluster (by file), else slow or workflow as marked or by
-    file, else unit. ``slurm`` is kept as a synonym of ``cluster``."""
+    """Every test gets one category: cluster (by file), else slow or workflow as marked, listed
+    (SLOW_TESTS, WORKFLOW_TESTS) or by file, else unit. ``slurm`` is kept as a synonym of ``cluster``."""
     for item in items:
         name = Path(str(item.fspath)).name
+        test = f"{name}::{item.originalname}"
         marks = {m.name for m in item.iter_markers()}
         if name in CLUSTER_FILES or marks & {"slurm", "cluster"}:
             item.add_marker(pytest.mark.cluster)
             item.add_marker(pytest.mark.slurm)
         elif "slow" in marks or "workflow" in marks:
             pass
-        elif name in WORKFLOW_FILES:
+        elif test in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+        elif name in WORKFLOW_FILES or test in WORKFLOW_TESTS:
             item.add_marker(pytest.mark.workflow)
         else:
             item.add_marker(pytest.mark.unit)
