@@ -2,6 +2,7 @@
 # also rendered as an HTML page from the table data (pipeline/report.py): Snakemake's report shows HTML
 # in its viewer but offers CSV and Markdown only as downloads, so the HTML is what `snakemake --report` displays.
 from pipeline.report import table_labels
+from pipeline.tables import TABLES
 
 
 rule table:
@@ -17,7 +18,7 @@ rule table:
     benchmark:
         "results/benchmarks/tables/{table}.tsv"
     wildcard_constraints:
-        table="table1|table2|table3|table_sm1|table_sm2|table_priors",
+        table="|".join(TABLES),  # the tables pipeline/tables.py defines
     conda:
         "../../environment.yml"
     shell:
