@@ -104,10 +104,14 @@ def _write_idx_dataset(name: str, files: dict[str, Path], how: str, cfg: dict, o
     )
 
 
+# torchvision's dataset class per IDX dataset (it downloads into <root>/<class>/raw).
+TORCHVISION_CLASSES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+
+
 def _idx_candidates(name: str, cfg: dict) -> list[tuple[Path, str]]:
     """Folders to look in, in order, with how their files got there."""
     folder = Path(cfg["raw_dir"]) / name
-    tv_class = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}[name]
+    tv_class = TORCHVISION_CLASSES[name]
     candidates = [(folder, "user folder"), (folder / tv_class / "raw", "torchvision download")]
     if name == "fashion_mnist":
         candidates += [(Path(d), "debian package") for d in cfg["fashion_mnist_system_dirs"]]
@@ -132,7 +136,7 @@ def prepare_idx(name: str, cfg: dict, out_path: Path) -> Path:
 
     folder = Path(cfg["raw_dir"]) / name
     if cfg["allow_download"]:
-        tv_class = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}[name]
+        tv_class = TORCHVISION_CLASSES[name]
         files = find_idx_files(_torchvision_download(tv_class, folder))
         if files is None:
             raise DataError(f"torchvision reported success but no IDX files are in {folder / tv_class / 'raw'}")
