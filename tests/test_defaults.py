@@ -103,3 +103,19 @@ def test_figures_and_tables_print_one_dataset_label():
 
     for key, label in DATASET_LABELS.items():
         assert dataset_title(key) == dataset_label(key) == label
+
+
+def test_build_vae_defaults_are_the_schemas():
+    """A settings dict without the training block's model keys builds the VAE that the schema's
+    defaults build (same modules, same Laplace-scale mode and start)."""
+    from pipeline.models import build_vae
+
+    training = schema_defaults("training")
+    keys = ("std_activation", "decoder_output", "init_scale", "decoder_scale", "mixed_precision")
+    base = {"architecture": "mnist", "d_z": 4, "prior": "normal", "prior_options": {}}
+    bare, explicit = build_vae(base), build_vae({**base, **{k: training[k] for k in keys}})
+    assert [type(m) for m in bare.modules()] == [type(m) for m in explicit.modules()]
+    assert [m.activation for m in bare.modules() if hasattr(m, "activation")] == \
+        [m.activation for m in explicit.modules() if hasattr(m, "activation")]
+    assert bare.scale_mode == explicit.scale_mode and float(bare.log_scale) == float(explicit.log_scale)
+    assert bare.amp_dtype == explicit.amp_dtype
