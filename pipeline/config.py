@@ -358,7 +358,7 @@ def evaluation_options(config: dict, dataset: str) -> dict:
 
 
 # Training images per second on the project's 2-core CPU with the normal prior at batch 256
-# (NOTES section 7: ~52 s per 60,000-image epoch); the CelebA network costs ~470x the FLOPs per
+# (docs/measurements.md: ~52 s per 60,000-image epoch); the CelebA network costs ~470x the FLOPs per
 # image (44 GFLOP against 0.093). Other priors are slower: the estimate is a lower bound.
 CPU_IMAGES_PER_SECOND = {"mnist": 1150.0, "mnist_code": 1150.0, "celeba": 1150.0 * 0.093 / 44}
 

@@ -1,7 +1,7 @@
 """Which device a job runs on: the one home of ``auto`` / ``cpu`` / ``cuda[:K]`` (issue 21), and
 a GPU slot per job on a box with several GPUs (issue 23).
 
-Snakemake never sets ``CUDA_VISIBLE_DEVICES`` (NOTES section 8): with ``--resources gpu=N`` on a
+Snakemake never sets ``CUDA_VISIBLE_DEVICES`` (docs/cluster.md): with ``--resources gpu=N`` on a
 box with N GPUs it runs N GPU jobs at once, and each of them would take ``cuda:0``. So a job whose
 device is ``auto`` or ``cuda`` (no index) takes a *slot*: it locks the file
 ``gpu-<id>.slot<rank>`` in a shared folder with ``flock`` and keeps it open until the process

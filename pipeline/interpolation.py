@@ -5,7 +5,7 @@ Between two fixed encodings s_0 = start and s_{J+1} = end, the J interior points
     O_SLP(s) = a * L_path(s) + b * std_j |s_{j+1} - s_j| - sum_{j=1..J} log p(s_j)      (Eq. 9)
 
 with L_path the sum of the J+1 step lengths. The paper writes Eq. 9 without weights; the original
-code (NOTES section 2) uses a = 10, b = 100, J = 8 points initialised on the straight line
+code (docs/original-code.md) uses a = 10, b = 100, J = 8 points initialised on the straight line
 (``linspace(start, end, J+1, endpoint=False)[1:]``), Adam (lr 1e-2, betas (0.9, 0.95)) with
 gradients clipped element-wise to +-1, 500 iterations. Those are the defaults here.
 
@@ -37,7 +37,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-# The original code's settings (NOTES section 2); config's ``interpolation`` block overrides them.
+# The original code's settings (docs/original-code.md); config's ``interpolation`` block overrides them.
 SLP_DEFAULTS = {
     "n_points": 8,
     "iterations": 500,

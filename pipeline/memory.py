@@ -312,7 +312,7 @@ class Budget:
     gpus: int
 
     def resources(self) -> str:
-        """The --resources arguments Snakemake is given (README "Using a GPU")."""
+        """The --resources arguments Snakemake is given (docs/gpu.md)."""
         return f"mem_mb={self.mem_mb} gpu_mem_mb={self.gpu_mem_mb}"
 
 

@@ -87,11 +87,11 @@ KID = (Metric("kid_generation", "Generation KID x1000 (mean over seeds of the pe
        Metric("kid_reconstruction", "Reconstruction KID x1000", "kid_reconstruction", 1000.0, 2))
 
 TABLES = {
-    # The paper labels Table 2 "cross-entropy E_q(z)[log p(z)]"; its normal-prior cells can only be -KL (README, 'Table 2: which
+    # The paper labels Table 2 "cross-entropy E_q(z)[log p(z)]"; its normal-prior cells can only be -KL (docs/science.md, 'Table 2: which
     # quantity'), so -KL stands beside the paper's values first, the original code's "cross entropy z" second, ours by IS third.
     "table2": TableSpec("Table 2: the paper's \"cross-entropy\" (nats per image, higher is better) beside the quantities it can be",
                         (Metric("neg_kl", "-KL = E_q[log p(z)] + H[q(z|x)] per image, the ELBO's regulariser: the reading the evidence "
-                                "supports (README), beside the paper's values", "kl", factor=-1.0, paper_key="cross_entropy",
+                                "supports (docs/science.md), beside the paper's values", "kl", factor=-1.0, paper_key="cross_entropy",
                                 paper_label="paper (read as -KL)", hierarchical_constant=True),
                          Metric("cross_entropy_bound", "The original code's \"cross entropy z\": E_q[log p(z)] with the prior-VAE bound for "
                                 "Hierarchical and LaDDer, exact for the others", "cross_entropy_bound", paper_key="cross_entropy",
@@ -113,7 +113,7 @@ TABLES = {
                            (Metric("fid_generation", "Generation FID", "fid_generation"),
                             Metric("fid_real", "Real-image FID", "fid_real"), KID[0]), FID_NOTES, by_d_t=True),
     # Beyond the paper: what Xu et al. (Table 7) and the VampPrior paper report. Continuous pixels with a
-    # Laplace likelihood: not comparable with their binarised-MNIST NLLs (README).
+    # Laplace likelihood: not comparable with their binarised-MNIST NLLs (docs/science.md).
     "table_priors": TableSpec("Priors compared on their peers' metrics (not in the LaDDer paper): test NLL by importance sampling "
                               "(nats per image, lower is better), ELBO and its two terms, active units",
                               (Metric("test_nll", "Test NLL, -log p(x) by importance sampling (S in the notes)", "test_nll",
@@ -273,7 +273,7 @@ def table_notes(name: str, summary: pd.DataFrame) -> list[str]:
         marked = summary[summary["estimator"].notna()]
         detail = "; ".join(f"{r.metric} {r.dataset}/{r.method}: {r.estimator}, ESS mean {r.is_ess_mean:.1f} (min {r.is_ess_min:.1f}), "
                            f"change from S/10 to S {r.is_change_tenth_to_all:.2f} nats" for r in marked.itertuples())
-        lines.append(f"Importance-sampled cells (README, 'Evaluation'): † converged (the estimate moves less than {CONVERGED_NATS} nats from "
+        lines.append(f"Importance-sampled cells (docs/science.md, 'Evaluation'): † converged (the estimate moves less than {CONVERGED_NATS} nats from "
                      "S/10 to S samples in every seed); ‡ not converged: the estimate is biased towards a worse value, so the cell is a "
                      "bound on the true value (≥ for a log-density, ≤ for an NLL) and no claim or ranking uses it. "
                      f"Per cell: {detail}.")
@@ -294,10 +294,10 @@ def table_notes(name: str, summary: pd.DataFrame) -> list[str]:
         lines.append("Counts (all cells): " + "; ".join(counts) + ".")
     elif counts:
         lines.append("Images per FID (all cells): " + "; ".join(counts) + ". Compare FIDs only at equal counts; below 2,048 images "
-                     "FID is biased upwards by a generator-dependent amount and can reorder close priors, KID is unbiased (README, FID).")
+                     "FID is biased upwards by a generator-dependent amount and can reorder close priors, KID is unbiased (docs/science.md, 'FID and KID').")
     if "nonfinite_draws_replaced" in summary and summary["nonfinite_draws_replaced"].notna().any():
         replaced = summary.dropna(subset=["nonfinite_draws_replaced"]).drop_duplicates(["dataset", "method"])
-        lines.append("Non-finite prior draws replaced by further draws before decoding (README, 'Generation'), over all seeds: "
+        lines.append("Non-finite prior draws replaced by further draws before decoding (docs/science.md, 'Generation'), over all seeds: "
                      + "; ".join(f"{r.dataset}/{r.method}: {int(r.nonfinite_draws_replaced)}" for r in replaced.itertuples()) + ".")
     if "collapsed_seeds" in summary and summary["collapsed_seeds"].notna().any():
         collapsed = summary.dropna(subset=["collapsed_seeds"]).drop_duplicates(["dataset", "method"])

@@ -15,8 +15,8 @@ is first fitted at its end. The prior's parameter groups have their own learning
 (``learning_rate``: 3e-4 for the prior VAE and the pseudo-inputs, 2e-4 for sigma_in, x1.01 per
 epoch, as the original).
 
-Optimiser details from the original code (NOTES section 2): Adam beta2 = 0.95, element-wise
-gradient clipping (``grad_clip_value``; off at paper scale, see README "Reconstruction gap"),
+Optimiser details from the original code (docs/original-code.md): Adam beta2 = 0.95, element-wise
+gradient clipping (``grad_clip_value``; off at paper scale, see reference/README.md, "The reconstruction gap"),
 autoencoder lr x0.99 per epoch, prior lr x1.01 per epoch.
 
 A checkpoint (plain dict, RNG states included) is written atomically after every epoch; a

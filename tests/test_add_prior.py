@@ -4,6 +4,8 @@ A toy prior registered here goes through config validation, a tiny training and 
 its label reaches the tables, without any other list being edited.
 """
 
+import textwrap
+
 import pytest
 import torch
 import yaml
@@ -17,6 +19,8 @@ from pipeline.provenance import REPO_ROOT
 from pipeline.tables import column_label
 from pipeline.training import load_model, train
 from tests.conftest import make_digits, quick_config
+
+README = REPO_ROOT / "README.md"
 
 
 class ShiftedNormal(Prior):
@@ -78,3 +82,41 @@ def test_an_unregistered_prior_is_refused(toy_prior):
     with pytest.raises(ConfigError, match="toy_shiftd.*registered priors: .*toy_shifted"):
         validate_config(config)
     assert load_config()  # the shipped config is unaffected
+
+
+@pytest.mark.slow
+def test_the_readme_recipe_followed_literally_passes_the_tests_it_touches(tmp_path):
+    """Issue 21.2: the README's three steps, copied from its code blocks onto a scratch copy of the
+    repository, give a prior that validates and passes the config, validation and contract tests."""
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    section = README.read_text().split("## Adding your own prior", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```(python|yaml)\n(.*?)```", section, flags=re.S)
+    module, import_line, method = (textwrap.dedent(code) for _, code in blocks)
+    files = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        if (REPO_ROOT / name).is_file() and not name.startswith("reference/"):
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / name, tmp_path / name)
+    (tmp_path / "pipeline/priors/shifted_normal.py").write_text(module)
+    init = tmp_path / "pipeline/priors/__init__.py"
+    init.write_text(init.read_text().replace("\n__all__", import_line + "\n__all__", 1))
+    config = tmp_path / "config/config.yaml"
+    text = config.read_text()
+    text = text.replace("\nmethods:\n", "\nmethods:\n" + textwrap.indent(method, "  "), 1)  # "under methods:"
+    text = re.sub(r"(\n  methods: \[)([^\]]*)\]", lambda m: f"{m.group(1)}{m.group(2)}, shifted]", text, count=1)
+    config.write_text(text)
+    check = subprocess.run([sys.executable, "-m", "pipeline", "check-config"], cwd=tmp_path, capture_output=True, text=True)
+    assert check.returncode == 0 and "7 method(s)" in check.stdout, check.stdout + check.stderr
+    # what step 3 used to break (every config file's keys) and what a new prior must satisfy: the
+    # config tests, its option declarations, the generic contract tests over the registry
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "tests/test_config.py",
+                             "tests/test_validation.py::test_every_constructor_option_is_declared_and_its_default_accepted",
+                             "tests/test_priors.py", "-k", "shifted_normal or config or overlay or shipped"],
+                            cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "shifted_normal" in subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "tests/test_priors.py"], cwd=tmp_path,
+                                              capture_output=True, text=True).stdout

@@ -13,7 +13,7 @@ compared with the paper's MNIST rows and labelled "paper (MNIST)"):
 - C2 generation - reconstruction FID (signed, as the tables print it) smallest for LaDDer on
   CelebA; on MNIST and Fashion-MNIST LaDDer and GMM both below every other prior.
 - C3 Table 2's "cross-entropy" highest for LaDDer (GMM on MNIST). Decided on -KL per image
-  (E_q[log p(z)] + H[q(z|x)], the reading of Table 2 the evidence supports: README), and
+  (E_q[log p(z)] + H[q(z|x)], the reading of Table 2 the evidence supports: docs/science.md), and
   reported on the two other readings, the original code's cross entropy (the prior-VAE bound
   for Hierarchical and LaDDer) and our importance-sampled E_q[log p(z)] (``Reading``).
 - C4 test ELBO highest for LaDDer (Table 3).

@@ -57,7 +57,7 @@ class MnistDecoder(nn.Module):
 # The original TensorFlow code's Fashion-MNIST network (codes/models.py, MNISTModel_fashion, with
 # num_hidden_units = 256), which is wider than the network supplement E.1 says is used for both
 # datasets. Kept as architecture 'mnist_code' to test whether it explains the paper's lower
-# Fashion-MNIST reconstruction error (README, "Reconstruction gap"). Leaky ReLU with TF's slope.
+# Fashion-MNIST reconstruction error (reference/README.md, "The reconstruction gap"). Leaky ReLU with TF's slope.
 # Differences left: TF's 'same' padding for stride 2 pads only after; Xavier initialisation.
 LEAK = 0.2
 

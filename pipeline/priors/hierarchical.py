@@ -19,7 +19,7 @@ Densities (B = batch, S = samples of t):
   ``PROPOSAL_COMPONENTS`` heaviest kept). r = (1 - b) sum_m pi_m Student-t_5(mode_m, P_m^-1)
   + b d(t|z), b = ``PROPOSAL_DEFENSIVE``, d the defensive mixture (1 - a) q(t|z) + a N(mean_t,
   diag(max(w std_t, f)^2)) (w = ``is_widen``, f = ``is_std_floor``, a = ``is_defensive``): its
-  weights are at most 1/b those of d alone. Measured (README, 'Evaluation'): on a nonlinear
+  weights are at most 1/b those of d alone. Measured (docs/science.md, 'Evaluation'): on a nonlinear
   prior VAE with known log p(z) 5-8x the ESS of d alone, on the trained LaDDer of the CPU
   reference (seed 0) an ESS of 316 of K = 1,000 (d alone: 46) and a change of 0.02 nats from K/10
   to K (0.22). ``log_prob_diagnostics`` also returns the estimate from the first K/10 samples

@@ -1,6 +1,6 @@
 """The prior VAE of LaDDer (Sec. 3.1, supplement E): q(t|z) and p(z|t) as MLPs.
 
-Architecture (NOTES section 2, the original code): each side is ``n_layers`` hidden
+Architecture (docs/original-code.md): each side is ``n_layers`` hidden
 Linear(``hidden``) + LeakyReLU(0.2) layers; the encoder has a mean head (Linear) and a std
 head (Linear -> ReLU + 1e-3); the decoder ends in a Linear mean; p(z|t) = N(z; mean(t),
 sigma^2 I) with one learned scalar sigma (``sigma_in``) clamped to [0.05, 0.1]. With

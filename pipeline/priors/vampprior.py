@@ -141,5 +141,5 @@ class VampPrior(Prior):
             problems.append(
                 f"VampPrior collapse: {stats['std_at_floor']:.0%} of the components' std entries sit at the encoder's "
                 f"floor {STD_FLOOR} (dead ReLU std units), so p(z) is a spike and the posterior cannot spread; "
-                "set training.std_activation: softplus (experiments/vampprior_collapse/run.py, README)")
+                "set training.std_activation: softplus (experiments/vampprior_collapse/run.py, docs/science.md)")
         return problems

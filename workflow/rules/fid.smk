@@ -1,4 +1,4 @@
-# FID and KID through torch-fidelity with offline weights (NOTES section 6; pipeline/fid/scores.py
+# FID and KID through torch-fidelity with offline weights (docs/science.md, 'FID and KID'; pipeline/fid/scores.py
 # for the footing: every set unpaired against the first n_reference test images). Reference
 # features and statistics are computed once per dataset and reused by every run; they carry the
 # weights' sha256 (torch-fidelity's own cache ignores the weights path, so it is never used).
