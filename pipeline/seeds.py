@@ -19,6 +19,7 @@ import numpy as np
 SAMPLE_BLOCKS = 1   # pipeline.evaluation.generate: generated images, block b of SAMPLE_BLOCK
 EPOCH_ORDER = 2     # training: the minibatch order of epoch e
 PRIOR_BLOCKS = 3    # training: a prior's between-epoch fit, block b
+TRAINING_SCALE = 4  # training: the end-of-training Laplace scale's noise, block b of SCALE_BLOCK
 
 
 def derive_seed(seed: int, *stream: int) -> int:

@@ -51,6 +51,7 @@ from pipeline.models import VAE, build_vae
 from pipeline.models.vae import MIN_SCALE
 from pipeline.priors.mixture import COLLAPSED_COMPONENTS
 from pipeline.provenance import atomic_path, provenance, write_json
+from pipeline.seeds import EPOCH_ORDER, TRAINING_SCALE, derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class TrainingDiverged(RuntimeError):
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """Data order and fit subsets depend on (seed, epoch) only, so resuming is exact."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.Generator().manual_seed(derive_seed(seed, EPOCH_ORDER, epoch))
 
 
 def make_optimisers(vae: VAE, settings: dict) -> tuple[torch.optim.Adam, torch.optim.Adam | None]:
@@ -138,7 +139,7 @@ def training_set_scale(vae: VAE, images: torch.Tensor, device: torch.device, see
     vae.eval()
     total, count = 0.0, 0
     for block, part in enumerate(batches(len(images), SCALE_BLOCK)):
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + 999_983 + block)
+        generator = torch.Generator().manual_seed(derive_seed(seed, TRAINING_SCALE, block))
         x = to_float(images[part].to(device))
         mean, std = vae.encode(x)
         eps = torch.randn(tuple(std.shape), generator=generator).to(device)
@@ -307,7 +308,7 @@ def _resume(run: Run, settings: dict, vae, ae_opt, prior_opt, device) -> tuple[i
     torch.set_rng_state(state["rng"]["torch"])
     if device.type == "cuda" and state["rng"].get("cuda") is not None:
         torch.cuda.set_rng_state(state["rng"]["cuda"], device)
-    epochs_done = state["epochs_done"] if "epochs_done" in state else state["epoch"] + 1  # older files held the 0-based index
+    epochs_done = state["epochs_done"]
     log.info("resuming %s after epoch %d of %d", run.dir, epochs_done, settings["epochs"])
     return epochs_done, state["stats"], state["prior_fits"]
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from pipeline.provenance import REPO_ROOT
-from tests.conftest import METHODS, SNAKEMAKE, snakemake, tiny_config
+from tests.conftest import METHODS, SNAKEMAKE, quick_config, snakemake, tiny_config
 
 @pytest.mark.slow
 def test_tiny_workflow_end_to_end_then_nothing_to_do(tmp_path):

@@ -4,8 +4,13 @@ For every LaDDer run of experiments/fidelity/run.py: draw one t ~ q(t|z) for eac
 images (z ~ q(z|x)), fit the original code's accurate mixture to them (its `fit_GM` for sampling
 and figures: Dirichlet process, concentration 0.1, scikit-learn's data-dependent priors, cold,
 max_iter 2000), and put its active components (weight > 0.01) beside those of the run's own last
-training fit (prior_fit.jsonl). The new protocol's t-samples of seed 0 are saved for the test
-that repeats the comparison (tests/test_priors.py).
+training fit (prior_fit.jsonl). This is the comparison issue 18.1 asks for on trained models; it is
+an experiment rather than a test because the accurate fit takes minutes per model on a CPU.
+
+Answer (reference/fidelity_fashion_mnist/mixture_components.csv): with the new protocol the training
+fit kept 33, 18 and 24 components where the accurate fit finds 35, 37 and 37 on the same t (seeds
+0-2); the old protocol's warm refits kept 2, 3 and 2 where the accurate fit finds 48, 47 and 17:
+the structure is in t, the warm refit loses it.
 
     python experiments/fidelity/compare_fits.py --runs reference/fidelity_fashion_mnist/runs \\
         --models /work/evidence/fidelity/runs --data /work/evidence/data/fashion_mnist.h5

@@ -97,8 +97,8 @@ def main() -> None:
     parser.add_argument("--out", default="reference/fidelity_fashion_mnist")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=CORE, help="run for every seed, first")
-    parser.add_argument("--second-variants", nargs="+", default=SECOND, help="run for every seed, next")
-    parser.add_argument("--extra-variants", nargs="+", default=[v for v in VARIANTS if v not in CORE + SECOND],
+    parser.add_argument("--second-variants", nargs="*", default=SECOND, help="run for every seed, next")
+    parser.add_argument("--extra-variants", nargs="*", default=[v for v in VARIANTS if v not in CORE + SECOND],
                         help="run for the first seed, last")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
