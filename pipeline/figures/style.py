@@ -27,13 +27,6 @@ DENSITY_CMAP = "viridis"  # log densities: perceptually uniform, readable in gre
 CLASS_CMAP = "tab10"  # class labels (10 classes in MNIST and Fashion-MNIST)
 COMPONENT_COLOUR = "black"  # mixture-component ellipses drawn over coloured points
 PANEL_WIDTH = 2.6  # inches per panel
-METHOD_LABELS = {
-    "normal": "Normal",
-    "vampprior": "VampPrior",
-    "gmm": "GMM",
-    "hierarchical": "Hierarchical",
-    "ladder": "LaDDer",
-}
 
 RC = {
     "font.family": "DejaVu Sans",  # ships with matplotlib: identical glyphs on every machine
@@ -56,15 +49,19 @@ RC = {
 
 
 def method_label(method: str) -> str:
-    """Display name of a method; a method named <prior>_<suffix> keeps its suffix (ladder_big -> LaDDer (big))."""
-    from pipeline.priors import PRIORS, prior_label
+    """Display name of a method in figures: its prior's short label (``Prior.short_label``, else
+    ``label``: one home, the prior class); a method named <prior>_<suffix> keeps its suffix
+    (ladder_big -> LaDDer (big))."""
+    from pipeline.priors import PRIORS
 
-    if method in METHOD_LABELS:
-        return METHOD_LABELS[method]
-    if method in PRIORS:  # a prior registered later (Real NVP, a user's): its own label
-        return prior_label(method)
+    def short(name: str) -> str:
+        cls = PRIORS[name]
+        return cls.short_label or cls.label or name
+
+    if method in PRIORS:
+        return short(method)
     base, _, rest = method.partition("_")
-    return f"{METHOD_LABELS[base]} ({rest})" if base in METHOD_LABELS and rest else method
+    return f"{short(base)} ({rest})" if base in PRIORS and rest else method
 
 
 @contextlib.contextmanager

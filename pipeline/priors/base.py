@@ -52,6 +52,7 @@ class Prior(nn.Module):
     """Base class: a standard-normal-free skeleton; subclasses fill in the density."""
 
     label: str | None = None  # table/figure label; None -> the registry name
+    short_label: str | None = None  # figures' legends and titles where it differs from label
     exact: bool = True
     trained_with_autoencoder: bool = False
     fit_samples: int = 0

@@ -63,6 +63,7 @@ class LadderPrior(HierarchicalPrior):
     """
 
     label = "Ours (LaDDer)"
+    short_label = "LaDDer"
     run_options = ("d_t", "seed")
     # the hierarchical prior's options plus the mixture's, with scikit-learn's
     # BayesianGaussianMixture bounds (weight_concentration_prior > 0, max_iter >= 1, ...)
