@@ -1,18 +1,20 @@
 """Issue 18's evidence: LaDDer under the old and the original protocol, one change at a time, at a
 scale a shared 2-core CPU affords (Fashion-MNIST, 10,000 training images, 6 epochs at batch 64 (942
-updates), lr 1e-3, no gradient clipping), beside the normal and hierarchical priors: 3 seeds for the
-old and new protocols, seed 0 for the one-change variants and the GMM.
+updates), lr 1e-3, no gradient clipping), beside the normal, GMM and hierarchical priors, 3 seeds.
 
 The original's warm-up is 10 of its Fashion-MNIST epochs; the paper trains 50, so W is 20 % of the
-epochs: 1 of 6 here (0.2 x 6 = 1.2, rounded). Every variant is a patch of the settings that config/config.yaml +
-experiments/fidelity/config.yaml give (pipeline.config.run_settings); nothing else differs.
+epochs: 1 of 6 here (0.2 x 6 = 1.2, rounded). Every variant is a patch of the settings that
+config/config.yaml + experiments/fidelity/config.yaml give (pipeline.config.run_settings); nothing
+else differs.
 
-    python experiments/fidelity/run.py --data /work/evidence/data/fashion_mnist.h5 \\
-        --out reference/fidelity_fashion_mnist --jobs 2
+    python experiments/fidelity/run.py --data data/processed/fashion_mnist.h5 --out RUN_DIR --jobs 2
+    python experiments/fidelity/run.py ... --seeds 1 2 --variants VARIANT ... --second-variants --extra-variants
+    python experiments/fidelity/summarise.py --runs RUN_DIR/runs --out reference/fidelity_fashion_mnist
 
 Resumable: a finished run (its metrics.json) is skipped; an interrupted one resumes from its
-checkpoint. Writes, per run, runs/<variant>/seed<k>/{model.pt is not kept, metrics.json,
-stats.csv, prior_fit.jsonl, train.log, training_options.json}, and summary.csv / summary.md.
+checkpoint. Answer (reference/fidelity_fashion_mnist, reference/README.md): the collapse is the warm
+refit (2-3 components against 18-33 with cold refits); the warm-up changes the first epochs only and
+costs +0.0019 of test L1 in every seed; no change makes LaDDer reconstruct like the normal prior.
 """
 
 from __future__ import annotations
