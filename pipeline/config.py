@@ -363,20 +363,14 @@ def evaluation_options(config: dict, dataset: str) -> dict:
 CPU_IMAGES_PER_SECOND = {"mnist": 1150.0, "mnist_code": 1150.0, "celeba": 1150.0 * 0.093 / 44}
 
 
-def training_images(config: dict, dataset: str) -> int:
-    """Training images per epoch of one run (train_limit applied); the split sizes follow the data keys."""
-    ds, data = config["datasets"][dataset], config["data"]
-    full = {"mnist": 60_000, "fashion_mnist": 60_000, "mnist5k": 5_000 - data["mnist5k_test_size"],
-            "celeba": 202_599 - data["celeba"]["test_size"]}.get(dataset, 60_000)
-    return min(full, ds["train_limit"] or full)
-
-
 def cpu_training_hours(config: dict) -> float:
     """A lower bound on the CPU-hours the headline and ablation runs need to train."""
+    from pipeline.memory import train_images  # the one home of a run's training-set size
+
     seconds = 0.0
     for dataset in config["run"]["datasets"]:
         ds = config["datasets"][dataset]
         n_runs = len(config["run"]["methods"]) + max(0, len(ablation_variants(config, dataset)) - 1)
-        images = n_runs * len(config["run"]["seeds"]) * ds["epochs"] * training_images(config, dataset)
+        images = n_runs * len(config["run"]["seeds"]) * ds["epochs"] * train_images(config, dataset)
         seconds += images / CPU_IMAGES_PER_SECOND.get(ds["architecture"], CPU_IMAGES_PER_SECOND["mnist"])
     return seconds / 3600

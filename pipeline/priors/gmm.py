@@ -73,7 +73,7 @@ class GMMPrior(Prior):
         return self.mixture.fit(z, self.seed + int(epoch))
 
     def fit_summary(self) -> dict:
-        return self.mixture.summary() if int(self.mixture.n_fits) else {}
+        return self.mixture.summary()
 
     def health(self) -> list[str]:
         return super().health() + self.mixture.problems()

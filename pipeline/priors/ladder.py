@@ -160,7 +160,7 @@ class LadderPrior(HierarchicalPrior):
         return {"fitted": True, **self.mixture.fit(t, self.seed + int(epoch))}
 
     def fit_summary(self) -> dict:
-        return self.mixture.summary() if int(self.mixture.n_fits) else {}
+        return self.mixture.summary()
 
     def health(self) -> list[str]:
         return super().health() + self.mixture.problems(collapse_threshold=0.99)

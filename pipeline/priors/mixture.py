@@ -236,7 +236,10 @@ class GaussianMixtureBuffers(nn.Module):
         }
 
     def summary(self) -> dict:
-        """The mixture as fitted now: components with weight > 0.01 and the largest weight."""
+        """The mixture as fitted now: components with weight > 0.01 and the largest weight ({} before
+        the first fit: the N(0, I) start is not a fitted mixture)."""
+        if not int(self.n_fits):
+            return {}
         w = self.weights.detach().cpu()
         return {"mixture_components": int((w > ACTIVE_WEIGHT).sum()), "mixture_largest_weight": float(w.max())}
 

@@ -34,9 +34,6 @@ def _warn_cpu_cost():
         )
 
 
-_warn_cpu_cost()
-
-
 def _warn_missing_raw_data():
     """Name each dataset whose raw data is missing, with what to do (the text its prepare_dataset
     job would stop with), before the DAG is planned: a dry run tells the truth, the rest still runs."""
@@ -48,6 +45,7 @@ def _warn_missing_raw_data():
 
 
 if workflow.is_main_process:  # not again in each cluster job's own Snakemake
+    _warn_cpu_cost()
     _warn_missing_raw_data()
 
 # Rules run `python -m pipeline`: put the interpreter running Snakemake first on PATH, so its
