@@ -107,7 +107,7 @@ def cmd_evaluate(args) -> None:
             pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(job.settings["seed"]))[: options["loglik_test_limit"]]
             subset = images[pick.sort().values]
         metrics.update(log_likelihood_metrics(job.vae, subset, options["loglik_samples"], job.settings["seed"], job.device,
-                                              refine_steps=options["loglik_refine_steps"]))
+                                              refine_steps=options["loglik_refine_steps"], architecture=job.settings["architecture"]))
     write_run_json(args.out, job.settings, metrics, job.record())
 
 

@@ -37,6 +37,7 @@ SAMPLE_BLOCK = 100  # images per generator seed in ``generate``: a constant, nev
 MAX_REDRAWS = 10  # rounds of SAMPLE_BLOCK draws to fill one block with finite z
 MAX_REPLACED_FRACTION = 0.01  # of the n draws; above it generation fails instead of replacing
 AT_FLOOR = STD_FLOOR * (1 + 1e-4)  # a std this close to the head's additive floor is a dead unit
+ENCODE_BATCH = 500  # images per encoder call in ``encode_images`` (memory only)
 
 
 class NonFiniteSamples(RuntimeError):
@@ -128,14 +129,16 @@ def evaluate(vae: VAE, images: torch.Tensor, mc_samples: int = 1, is_samples: in
 
 
 def log_likelihood_metrics(vae: VAE, images: torch.Tensor, n_samples: int, seed: int, device: torch.device | str = "cpu",
-                           refine_steps: int | None = None) -> dict:
+                           refine_steps: int | None = None, architecture: str = "mnist") -> dict:
     """log p(x) per test image by importance sampling (pipeline.likelihood; S = ``n_samples``), the
     metrics the VampPrior paper and Xu et al. report, with their convergence diagnostics.
-    ``refine_steps``: Adam steps refining each image's proposal (None: pipeline.likelihood's default)."""
+    ``refine_steps``: Adam steps refining each image's proposal (None: pipeline.likelihood's default).
+    ``architecture`` sets how many decoder evaluations fit in memory at once (pipeline.memory.loglik_chunk)."""
     from pipeline.likelihood import REFINE_STEPS, importance_log_likelihood, likelihood_metrics
+    from pipeline.memory import loglik_chunk
 
     steps = REFINE_STEPS if refine_steps is None else int(refine_steps)
-    chunk = 16384 if torch.device(device).type == "cuda" else 2048  # decoder evaluations per pass: memory only
+    chunk = loglik_chunk(architecture, "cuda" if torch.device(device).type == "cuda" else "cpu")
     result = importance_log_likelihood(vae, to_float(images).to(device), n_samples, seed=seed, chunk_size=chunk, refine_steps=steps)
     metrics = likelihood_metrics(result)
     metrics["loglik_refine_steps"] = steps
@@ -152,7 +155,7 @@ def _count_floor(counter: list[int], std: torch.Tensor) -> None:
 
 
 @torch.no_grad()
-def encode_images(vae: VAE, images: torch.Tensor, batch_size: int = 500, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def encode_images(vae: VAE, images: torch.Tensor, batch_size: int = ENCODE_BATCH, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """Posterior means and standard deviations for uint8 images. -> (N,d_z), (N,d_z)"""
     vae.eval()
     means, stds = [], []

@@ -73,7 +73,12 @@ GPU_ALLOCATOR_FACTOR = 1.25  # backward's transient gradients, the caching alloc
 TRAIN_BYTES_PER_PARAM = 16  # float32 weights, gradients, Adam's two moments
 INFERENCE_BYTES_PER_PARAM = 4
 CPU_INFERENCE_WORKSPACE = 2  # CelebA sampling at batch 32 on the CPU: 1,784 MB measured, 1,623 declared without it
-LOGLIK_CHUNK = 2048  # decoder evaluations per pass of the importance-sampled log-likelihood (pipeline.likelihood chunk_size)
+# Decoder evaluations per pass of the importance-sampled log-likelihood (pipeline.likelihood's
+# chunk_size): at most LOGLIK_CHUNK per device type, and no more than fit LOGLIK_PASS_BYTES of
+# inference activations (loglik_chunk). MNIST-size networks get the first (2,048 / 16,384); a
+# CelebA decoder holds 16 MB per image, so 16,384 of them at once would need ~256 GB of GPU memory.
+LOGLIK_CHUNK = {"cpu": 2048, "cuda": 16384}
+LOGLIK_PASS_BYTES = {"cpu": 2 * 2**30, "cuda": 8 * 2**30}
 INCEPTION_PARAMS = 23_885_392  # torch-fidelity's FeatureExtractorInceptionV3 (2048 pool features)
 INCEPTION_BYTES_PER_IMAGE = 12 * MB  # largest (input + output) of a layer at 299x299 (benchmarks/memory.py: inception_bytes_per_image)
 # Parameters and activation bytes per image of each architecture (normal prior; priors add < 5 %),
@@ -88,6 +93,13 @@ ARCHITECTURE_SIZES = {
 # its minibatch (CelebA: 256 x 49 KB = 12.6 MB, ~1 ms over PCIe, against ~30 ms of compute).
 DATA_ON_DEVICE_SHARE = 1 / 16
 CELEBA_TRAIN_IMAGES = 182_599  # 202,599 aligned images less the 20,000 test images (data.celeba.test_size)
+
+
+def loglik_chunk(architecture: str, device_type: str) -> int:
+    """Decoder evaluations per importance-sampling pass for this architecture on ``cpu`` or ``cuda``
+    (memory only: the estimates do not depend on it, pipeline.likelihood)."""
+    per_image = ARCHITECTURE_SIZES[architecture]["inference_bytes_per_image"]
+    return max(1, min(LOGLIK_CHUNK[device_type], LOGLIK_PASS_BYTES[device_type] // per_image))
 
 
 def _settings_for(config: dict, dataset: str, method: str | None) -> dict:
@@ -232,7 +244,7 @@ def job_memory(rule: str, config: dict, dataset: str, method: str | None = None,
     else:  # inference; the shortest likely path is optimised on the prior's density in latent space, then decoded
         batch = max(config["evaluation"]["batch_size"], config["sampling"]["batch_size"])
         if cls == "evaluate" and config["evaluation"].get("loglik_samples"):
-            batch = max(batch, LOGLIK_CHUNK)  # importance sampling decodes a chunk of samples at once
+            batch = max(batch, loglik_chunk(arch_name, "cpu" if on_cpu else "cuda"))  # importance sampling decodes a chunk at once
         per_image, per_param = arch["inference_bytes_per_image"], INFERENCE_BYTES_PER_PARAM
     batch = sizes.get("batch", batch)
     params = arch["params"] + (INCEPTION_PARAMS if cls == "fid" else 0)

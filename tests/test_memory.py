@@ -129,3 +129,28 @@ def test_a_job_that_cannot_fit_stops_the_run_before_it_starts(tmp_path):
     message = result.stderr
     assert re.search(r"train_model \(mnist5k\) needs [\d,]+ MB of host memory; this machine has [\d,]+ MB for jobs", message), message[-3000:]
     assert not (cwd / "results" / "runs").exists()
+
+
+def test_importance_sampling_passes_fit_the_architecture(monkeypatch):
+    """The log-likelihood's decoder chunk is bounded by memory (a CelebA decoder holds 16 MB per image:
+    16,384 at once would need ~256 GB of GPU memory), MNIST-size chunks are unchanged, and the
+    evaluation uses the bound its declaration assumes."""
+    from pipeline import evaluation, likelihood
+    from pipeline.memory import LOGLIK_PASS_BYTES, loglik_chunk
+
+    assert (loglik_chunk("mnist", "cpu"), loglik_chunk("mnist", "cuda")) == (2048, 16384)
+    for device in ("cpu", "cuda"):
+        assert loglik_chunk("celeba", device) * ARCHITECTURE_SIZES["celeba"]["inference_bytes_per_image"] <= LOGLIK_PASS_BYTES[device]
+    chunks = []
+
+    def record(vae, images, n_samples, seed, chunk_size, refine_steps):
+        chunks.append(chunk_size)
+        raise StopIteration  # the chunk is all this test needs
+
+    monkeypatch.setattr(likelihood, "importance_log_likelihood", record)
+    with pytest.raises(StopIteration):
+        evaluation.log_likelihood_metrics(None, torch.zeros(1, 3, 4, 4, dtype=torch.uint8), 10, 0, "cpu", 0, architecture="celeba")
+    assert chunks == [loglik_chunk("celeba", "cpu")]
+    config = load_config()
+    declared = job_memory("evaluate_model", config, "celeba", device="cuda")
+    assert declared["gpu_mem_mb"] * 2**20 >= loglik_chunk("celeba", "cuda") * ARCHITECTURE_SIZES["celeba"]["inference_bytes_per_image"]
