@@ -35,16 +35,8 @@ def private_uses(path: Path) -> list[str]:
     return found
 
 
-# Known, to be fixed by the owner of the product code reached into (strict: the entry goes once fixed).
-KNOWN = {"likelihood_convergence/run.py": "sets pipeline.priors.hierarchical.PROPOSAL_DEFENSIVE: make the proposal's "
-                                          "defensive weight a HierarchicalPrior option the experiment can pass"}
-
-
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_experiment_uses_public_names_only(path, request):
-    known = KNOWN.get(f"{path.parent.name}/{path.name}")
-    if known:
-        request.applymarker(pytest.mark.xfail(reason=known, strict=True))
+def test_experiment_uses_public_names_only(path):
     assert not private_uses(path), f"{path.relative_to(REPO_ROOT)}: {private_uses(path)}"
 
 

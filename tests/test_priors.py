@@ -583,12 +583,9 @@ def test_importance_proposal_is_the_exact_posterior_mixture_for_a_linear_prior_v
     with torch.no_grad():
         fit = prior.fit_proposal(z)
         new = prior.log_prob_diagnostics(z, 1000)
-        default = hierarchical.PROPOSAL_DEFENSIVE
-        hierarchical.PROPOSAL_DEFENSIVE = 1 - 1e-9  # r(t|z) = the defensive mixture around q(t|z) only
-        try:
-            old = prior.log_prob_diagnostics(z, 1000)
-        finally:
-            hierarchical.PROPOSAL_DEFENSIVE = default
+        assert prior.proposal_defensive == hierarchical.PROPOSAL_DEFENSIVE
+        prior.proposal_defensive = 1 - 1e-9  # r(t|z) = the defensive mixture around q(t|z) only
+        old = prior.log_prob_diagnostics(z, 1000)
     posterior_weight = torch.softmax(torch.stack([torch.distributions.MultivariateNormal(
         mu[m] @ A.T + b, A @ cov[m] @ A.T + sigma**2 * torch.eye(2)).log_prob(z) + w[m].log() for m in range(2)], -1), -1)
     assert torch.allclose(fit["log_pi"].exp().sort(-1).values, posterior_weight.sort(-1).values, atol=1e-4)

@@ -46,11 +46,11 @@ out = {"model": args.model, "prior": settings["prior"], "images": args.images}
 prior = vae.prior
 
 def old_t_proposal():
-    H.PROPOSAL_DEFENSIVE = 1 - 1e-9  # r(t|z) = the earlier defensive mixture around q(t|z)
+    prior.proposal_defensive = 1 - 1e-9  # r(t|z) = the earlier defensive mixture around q(t|z)
 
 
 def new_t_proposal():
-    H.PROPOSAL_DEFENSIVE = 0.2
+    prior.proposal_defensive = H.PROPOSAL_DEFENSIVE
 
 if "table2" in args.what and not prior.exact:
     torch.manual_seed(0)

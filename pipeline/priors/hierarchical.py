@@ -95,6 +95,10 @@ class HierarchicalPrior(Prior):
 
     exact = False
     trained_with_autoencoder = False
+    # Share of r(t|z)'s draws from the defensive mixture around q(t|z) (module docstring). An
+    # evaluation setting, not part of the model: experiments/likelihood_convergence sets it on an
+    # instance to compare proposals.
+    proposal_defensive: float = PROPOSAL_DEFENSIVE
 
     def __init__(
         self,
@@ -253,7 +257,7 @@ class HierarchicalPrior(Prior):
         t_laplace = mode + (tril @ eps.unsqueeze(-1)).squeeze(-1) * radius  # (n, B, d_t)
         mean_t, std_t = proposal["mean_t"], proposal["std_t"]
         t_q = mean_t + torch.where(u[..., 2:] < self.is_defensive, self._widened(std_t), std_t) * eps  # (n, B, d_t)
-        t = torch.where(u[..., :1] < PROPOSAL_DEFENSIVE, t_q, t_laplace)
+        t = torch.where(u[..., :1] < self.proposal_defensive, t_q, t_laplace)
         return t, self.proposal_log_prob(t, proposal)
 
     def proposal_log_prob(self, t: torch.Tensor, proposal: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -273,7 +277,7 @@ class HierarchicalPrior(Prior):
         log_t = (math.lgamma((nu + d) / 2) - math.lgamma(nu / 2) - 0.5 * d * math.log(nu * math.pi)
                  - tril.diagonal(dim1=-2, dim2=-1).log().sum(-1) - 0.5 * (nu + d) * torch.log1p(white.pow(2).sum(-1) / nu))  # (n, B, C)
         log_laplace = torch.logsumexp(proposal["log_pi"] + log_t, -1)  # (n, B)
-        return torch.logaddexp(math.log1p(-PROPOSAL_DEFENSIVE) + log_laplace, math.log(PROPOSAL_DEFENSIVE) + log_q)
+        return torch.logaddexp(math.log1p(-self.proposal_defensive) + log_laplace, math.log(self.proposal_defensive) + log_q)
 
     def log_prob(self, z: torch.Tensor, n_samples: int | None = None) -> torch.Tensor:
         """Importance-sampling log p(z) with K = n_samples or n_is_samples: (B, d_z) -> (B,)"""
