@@ -159,8 +159,8 @@ def claims_html(claims: pd.DataFrame, alpha: float) -> str:
     """The claims' page from their frame (``pipeline.claims.evaluate_claims``, or results/claims.csv
     read back): the verdict rules, a grid of verdicts (claim x dataset), then per claim its
     comparisons; the same cells as pipeline.claims.render's Markdown, verdicts coloured."""
-    from pipeline.claims.definitions import _num
-    from pipeline.claims.render import RULES_TEXT, _difference
+    from pipeline.claims.definitions import format_number
+    from pipeline.claims.render import RULES_TEXT, difference_text
     from pipeline.claims.statistics import RULE_SENTENCE, verdict_label
     from pipeline.names import dataset_label
 
@@ -194,8 +194,8 @@ def claims_html(claims: pd.DataFrame, alpha: float) -> str:
         rows, classes = [], []
         for r in part:
             cells = [dataset_label(r["dataset"]), _text(r["subject"]), _text(r["paper"]) or "-", _text(r["paper_agrees"]) or "-",
-                     _text(r["ours_per_seed"]) or "-", _text(r["n_seeds"]), _text(r["test"]) or "-", _text(r["deciding"]) or "-", _difference(r),
-                     _num(r["p_value"]), _num(r["p_opposite"])]
+                     _text(r["ours_per_seed"]) or "-", _text(r["n_seeds"]), _text(r["test"]) or "-", _text(r["deciding"]) or "-", difference_text(r),
+                     format_number(r["p_value"]), format_number(r["p_opposite"])]
             rows.append([html.escape(c) for c in cells] + [f"<strong>{html.escape(verdict_label(r))}</strong>", html.escape(_text(r["note"]))])
             classes.append([*column_classes, _verdict_class(r["verdict"]), "long"])
         body += [f"<h2>{html.escape(claim)}: {html.escape(_text(part[0]['statement']))}</h2>", _table(header, rows, cell_classes=classes)]

@@ -181,7 +181,8 @@ def rank_claims(dataset: str) -> list[RankClaim]:
     ]
 
 
-def _num(value: float) -> str:
+def format_number(value: float) -> str:
+    """A number as the claims tables print it: 1 decimal from 100 up, 3 significant digits below, "-" for none."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3g}"
@@ -190,8 +191,8 @@ def _num(value: float) -> str:
 def _ours_text(values: dict[str, pd.Series]) -> str:
     parts = []
     for method, series in values.items():
-        spread = f" ± {_num(series.std(ddof=1))}" if len(series) > 1 else ""
-        parts.append(f"{method}: {_num(series.mean())}{spread} [{', '.join(_num(v) for v in series)}]")
+        spread = f" ± {format_number(series.std(ddof=1))}" if len(series) > 1 else ""
+        parts.append(f"{method}: {format_number(series.mean())}{spread} [{', '.join(format_number(v) for v in series)}]")
     return "; ".join(parts)
 
 
@@ -349,13 +350,13 @@ def _c7_row(dataset: str, method: str, rows: pd.DataFrame, mean_column: str, min
     facts = [f"SLP above the straight line in {(diff > 0).mean():.0%} of {len(diff)} pairs"]
     if min_column in rows:  # the paper's "stays on the manifold": the lowest density met along each path
         lowest = rows.groupby(SLP_PATH)[min_column].mean()
-        facts.append(f"mean min log density: SLP {_num(lowest.get(SLP_PATH_SLP, math.nan))}, "
-                     f"straight {_num(lowest.get(SLP_PATH_STRAIGHT, math.nan))}")
+        facts.append(f"mean min log density: SLP {format_number(lowest.get(SLP_PATH_SLP, math.nan))}, "
+                     f"straight {format_number(lowest.get(SLP_PATH_STRAIGHT, math.nan))}")
     if mean_column == SLP_MEAN_LOG_P:
         facts.append("the SLP objective maximises this log p, so this row checks the optimiser, not the claim")
     verdict.note = "; ".join(filter(None, [verdict.note, *facts]))
     return _row("C7", dataset, subject, statement, mean_column, alpha, [test], verdict, paper="Figures 5-6 (no numbers printed)",
-                ours_per_seed="; ".join(f"seed {s}: {_num(v)}" for s, v in by_seed.items()), n_seeds=len(by_seed),
+                ours_per_seed="; ".join(f"seed {s}: {format_number(v)}" for s, v in by_seed.items()), n_seeds=len(by_seed),
                 mean=by_seed.mean(), std=by_seed.std(ddof=1) if len(by_seed) > 1 else math.nan,
                 test="one-sided one-sample t-test across seeds of the mean paired difference over pairs")
 

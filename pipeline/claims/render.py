@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.claims.definitions import C6_METHOD, _num, evaluate_claims
+from pipeline.claims.definitions import C6_METHOD, format_number, evaluate_claims
 from pipeline.claims.statistics import ALPHA, RULE_SENTENCE, verdict_label
 from pipeline.run_metrics import as_paths
 from pipeline.names import dataset_label
@@ -36,13 +36,14 @@ interval over seeds: Welch's t interval (Welch-Satterthwaite df; C7: the one-sam
 for -rho). It is 95 % whatever alpha is: a one-sided test at alpha = 0.05 can hold while this interval touches 0."""
 
 
-def _difference(row: dict) -> str:
+def difference_text(row: dict) -> str:
+    """A claim row's deciding difference with its 95 % interval, as the tables print it."""
     value, low, high = row["difference"], row["ci_low"], row["ci_high"]
     if value == "" or value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if isinstance(low, float) and math.isnan(low):
-        return f"{_num(value)} (no interval)"
-    return f"{_num(value)} [{_num(low)}, {_num(high)}] ({row['interval']})"
+        return f"{format_number(value)} (no interval)"
+    return f"{format_number(value)} [{format_number(low)}, {format_number(high)}] ({row['interval']})"
 
 
 def to_markdown(frame: pd.DataFrame, alpha: float) -> str:
@@ -65,8 +66,8 @@ def to_markdown(frame: pd.DataFrame, alpha: float) -> str:
                   "Seeds | Test | Deciding comparison | Difference [95 % CI] | p | p (opposite) | Verdict | Note |", "|---|" * 1 + "---|" * 12]
         for r in group.to_dict("records"):
             cells = [dataset_label(r["dataset"]), r["subject"], r["paper"] or "-", r["paper_agrees"] or "-",
-                     r["ours_per_seed"] or "-", r["n_seeds"], r["test"] or "-", r["deciding"] or "-", _difference(r),
-                     _num(r["p_value"]), _num(r["p_opposite"]), f"**{verdict_label(r)}**", r["note"] or ""]
+                     r["ours_per_seed"] or "-", r["n_seeds"], r["test"] or "-", r["deciding"] or "-", difference_text(r),
+                     format_number(r["p_value"]), format_number(r["p_opposite"]), f"**{verdict_label(r)}**", r["note"] or ""]
             lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
         lines.append("")
     return "\n".join(lines)
