@@ -28,26 +28,30 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from pipeline.config import load_config, run_settings
 from pipeline.data.store import write_arrays
-from pipeline.memory import activation_bytes_per_image, job_memory, parameter_count
+from pipeline.evaluation import ENCODE_BATCH
+from pipeline.memory import activation_bytes_per_image, job_memory, loglik_chunk, parameter_count
 from pipeline.provenance import REPO_ROOT, provenance, write_json
 
 PEAK = re.compile(r"pipeline-job cpu_s=([0-9.]+) max_rss_mb=([0-9]+)(?: max_gpu_mb=([0-9]+) max_gpu_reserved_mb=([0-9]+))?")
 SHAPES = {"mnist": (1, 28, 28), "celeba": (3, 128, 128)}
 DATASET = {"mnist": "mnist", "celeba": "celeba"}  # the config's dataset block per architecture
-# Per architecture: the methods trained, training images and batch sizes, test images (one
-# evaluation batch of 500 at least), FID sizes (two, for the per-image slope), whether the
-# inference, FID and figure jobs run. CelebA on a CPU: training at batch 256 holds ~30 GB of
-# activations (256 x 114 MB, pipeline.memory.activation_bytes_per_image), more than a 24 GB machine
-# shared with other work affords, so there it is measured at batches 16 and 32 (the per-image
-# term is linear in the batch) with sampling; on a GPU box pass --celeba-batches 256.
+# Per architecture: the methods trained, training images and batch sizes, test images, FID sizes
+# (two, for the per-image slope), and the figure jobs run (the rules that exist for that dataset:
+# CelebA has Figure 6 only). MNIST-size jobs run at the paper's batches. CelebA on a CPU: training
+# at batch 256 holds ~30 GB of activations (256 x 114 MB, pipeline.memory.activation_bytes_per_image),
+# evaluation at 500 ~16 GB, more than a 24 GB machine shared with other work affords, so there every
+# job runs on 64 images or fewer (training at batches 16 and 32), and the declaration is evaluated
+# at the batch the job really used (the per-image term is linear in the batch); on a GPU box pass
+# --celeba-batches 256.
 PLAN = {
     "mnist": {"methods": ["normal", "ladder"], "n_train": 2048, "train_limit": 512, "batches": [256], "n_test": 1000, "fid_n": [128, 512],
-              "n_samples": 1000, "loglik_images": 2, "inference": True, "figures": True},
-    "celeba": {"methods": ["normal"], "n_train": 64, "train_limit": None, "batches": [16, 32], "n_test": 64, "fid_n": [],
-               "n_samples": 64, "loglik_images": 1, "inference": False, "figures": False},
+              "n_samples": 1000, "loglik_images": 2, "figures": ["slp_run", "figure3", "figure5"]},
+    "celeba": {"methods": ["normal"], "n_train": 64, "train_limit": None, "batches": [16, 32], "n_test": 64, "fid_n": [32, 64],
+               "n_samples": 64, "loglik_images": 1, "figures": ["figure6"]},
 }
 
 
@@ -85,6 +89,7 @@ def main() -> dict:
     parser.add_argument("--celeba-batches", type=int, nargs="+", default=PLAN["celeba"]["batches"], help="CelebA training batch sizes")
     parser.add_argument("--work", default="benchmarks/out/memory", help="scratch folder (datasets, runs, logs)")
     parser.add_argument("--out", default="reference/memory/cpu.json")
+    parser.add_argument("--resume", action="store_true", help="keep the jobs --out already holds and measure only the others")
     args = parser.parse_args()
 
     config = load_config()
@@ -94,9 +99,10 @@ def main() -> dict:
     if not weights.exists():
         run_job("fid_weights", ["fid-weights", "--out", str(weights)], work)
     common = ["--device", args.device]
-    jobs = []
+    out_path = REPO_ROOT / args.out
+    jobs = json.loads(out_path.read_text())["jobs"] if args.resume and out_path.exists() else []
     architectures = {}
-    out = REPO_ROOT / args.out
+    out = out_path
 
     def save():
         result = {"benchmark": "benchmarks/memory.py", "argv": sys.argv[1:], "machine": machine(), "architectures": architectures, "jobs": jobs}
@@ -114,6 +120,10 @@ def main() -> dict:
                                "activation_bytes_per_image": activation_bytes_per_image(run_settings(config, dataset, "normal", 0))}
 
         def record(rule, method, name, argv, sizes, dataset_images):
+            done = [j for j in jobs if (j["rule"], j["architecture"], j["method"], j["sizes"]) == (rule, arch, method, sizes)]
+            if done and all(Path(p).exists() for p in argv if str(p).startswith(str(work)) and p.endswith((".pt", ".h5", ".npz"))):
+                print(f"{arch}_{name}: measured before (--resume)", flush=True)
+                return
             result = run_job(f"{arch}_{name}", argv, work)
             declared = job_memory(rule, config, dataset, method=method, sizes=sizes, data_on_device=False,
                                   device="auto" if "max_gpu_mb" in result else "cpu")
@@ -134,20 +144,20 @@ def main() -> dict:
                 record("train_model", method, f"train_{method}_b{batch}",
                        ["train", "--settings", json.dumps(settings), "--data", str(data), "--out", str(model), *common, "--threads", str(args.threads),
                         "--data-on-device", "0", "--no-progress"], {"n_train": settings["train_limit"], "batch": batch}, settings["train_limit"])
-            if not plan["inference"]:
-                record("sample", method, f"sample_{method}",
-                       ["sample", "--model", str(model), "--options", json.dumps({"n_samples": plan["n_samples"]}), "--batch-size", "32", *common,
-                        "--out", str(run / "samples.h5")], {"n_samples": plan["n_samples"], "batch": 32}, 0)
-                continue
             evaluation = dict(config["evaluation"], loglik_test_limit=plan["loglik_images"], loglik_samples=2048)
+            device_type = "cuda" if args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
+            # the batch each job really runs at: the config's, or all the images where there are fewer
+            eval_batch = max(min(plan["n_test"], evaluation["batch_size"]), loglik_chunk(arch, device_type))
             record("evaluate_model", method, f"evaluate_{method}",
                    ["evaluate", "--model", str(model), "--data", str(data), "--options", json.dumps(evaluation), *common, "--no-progress",
-                    "--out", str(run / "metrics.json")], {"n_test": plan["n_test"]}, plan["n_test"])
+                    "--out", str(run / "metrics.json")], {"n_test": plan["n_test"], "batch": eval_batch}, plan["n_test"])
             record("encode", method, f"encode_{method}", ["encode", "--model", str(model), "--data", str(data), *common, "--out", str(run / "encodings.h5")],
-                   {"n_train": plan["n_train"], "n_test": plan["n_test"]}, plan["n_train"] + plan["n_test"])
+                   {"n_train": plan["n_train"], "n_test": plan["n_test"], "batch": min(plan["n_train"], ENCODE_BATCH)},
+                   plan["n_train"] + plan["n_test"])
+            sample_batch = min(plan["n_samples"], config["sampling"]["batch_size"])
             record("sample", method, f"sample_{method}",
                    ["sample", "--model", str(model), "--options", json.dumps({"n_samples": plan["n_samples"]}), "--batch-size",
-                    str(config["sampling"]["batch_size"]), *common, "--out", str(run / "samples.h5")], {"n_samples": plan["n_samples"]}, 0)
+                    str(sample_batch), *common, "--out", str(run / "samples.h5")], {"n_samples": plan["n_samples"], "batch": sample_batch}, 0)
 
         method = methods[-1]
         run = work / "runs" / arch / method
@@ -163,21 +173,35 @@ def main() -> dict:
                    ["fid", "--weights", str(weights), "--model", str(run / "model.pt"), "--samples", str(run / "samples.h5"), "--data", str(data),
                     "--reference", str(reference), "--options", json.dumps(options), *fid_common, "--out", str(run / f"fid{n}.json")],
                    {"n_samples": n, "n_reference": n}, n)
-        if plan["figures"]:
-            interpolation = dict(config["interpolation"], iterations=5)
+        interpolation = dict(config["interpolation"], iterations=5)
+        test_images = min(plan["n_test"], interpolation["test_images"])
+        figure_sizes = {"n_test": test_images, "batch": min(test_images, config["evaluation"]["batch_size"])}
+        models = [f"{m}={work / 'runs' / arch / (m if m in methods else method) / 'model.pt'}" for m in ("ladder", "gmm", "normal")]
+        if "figure5" in plan["figures"]:  # Figure 5 draws paths in LaDDer's 2-D t-space: the d_t2 run
+            run_t2 = work / "runs" / arch / "ladder_d_t2"
+            run_t2.mkdir(parents=True, exist_ok=True)
+            settings = dict(run_settings(config, dataset, "ladder", 0, variant="d_t2"), epochs=1, batch_size=batches[arch][0],
+                            train_limit=plan["train_limit"] or batches[arch][0])
+            record("train_model", "ladder", "train_ladder_d_t2",
+                   ["train", "--settings", json.dumps(settings), "--data", str(data), "--out", str(run_t2 / "model.pt"), *common,
+                    "--threads", str(args.threads), "--data-on-device", "0", "--no-progress"],
+                   {"n_train": settings["train_limit"], "batch": settings["batch_size"], "variant": "d_t2"}, settings["train_limit"])
+            models[0] = f"ladder={run_t2 / 'model.pt'}"
+        if "slp_run" in plan["figures"]:
             record("slp_run", method, "slp_run",
                    ["slp-table", "--model", str(run / "model.pt"), "--data", str(data), "--options", json.dumps(interpolation), *common,
-                    "--out", str(work / f"slp_{arch}.csv")], {"n_test": interpolation["test_images"]}, interpolation["test_images"])
+                    "--out", str(work / f"slp_{arch}.csv")], figure_sizes, test_images)
+        if "figure3" in plan["figures"]:
             runs = [work / "runs" / arch / m for m in methods]
             record("figure3", method, "figure3",
                    ["figure3", "--data", str(data), "--models", *[str(r / "model.pt") for r in runs], "--samples", *[str(r / "samples.h5") for r in runs],
                     "--options", json.dumps(config["figures"]), "--threads", str(args.threads), "--out", str(work / "fig3.png"),
                     "--table", str(work / "fig3.csv")], {}, 0)
-            models = [f"{m}={work / 'runs' / arch / (m if m in methods else method) / 'model.pt'}" for m in ("ladder", "gmm", "normal")]
-            record("figure5", method, "figure5",
-                   ["figure-interpolation", "--figure", "5", "--dataset", dataset, "--data", str(data), "--model", *models,
-                    "--options", json.dumps(interpolation), *common, "--out-prefix", str(work / "fig5")], {"n_test": interpolation["test_images"]},
-                   interpolation["test_images"])
+        for figure in ("figure5", "figure6"):
+            if figure in plan["figures"]:
+                record(figure, method, figure,
+                       ["figure-interpolation", "--figure", figure[-1], "--dataset", dataset, "--data", str(data), "--model", *models,
+                        "--options", json.dumps(interpolation), *common, "--out-prefix", str(work / f"{arch}_{figure}")], figure_sizes, test_images)
     result = save()
     print(f"wrote {out}")
     return result
