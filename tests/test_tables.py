@@ -168,3 +168,24 @@ def test_table3_prints_the_final_mixture_size_and_names_collapsed_runs(tmp_path)
         assert "Mixture components at the end" in md
         note = next(line for line in md.splitlines() if line.startswith("Collapsed mixtures"))
         assert "fashion_mnist/ladder seed(s) 0 2" in note and "gmm" not in note
+
+
+def test_reference_summary_prints_each_reference_tables_numbers():
+    """scripts/reference_summary.py (reference/README.md's compact tables) reads the committed
+    table CSVs: every mean it prints is the CSV's, rounded, beside the paper's."""
+    import importlib.util
+
+    from pipeline.provenance import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("reference_summary", REPO_ROOT / "scripts" / "reference_summary.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    reference = REPO_ROOT / "reference" / "cpu_fashion_mnist"
+    text = module.summary(reference, "fashion_mnist")
+    table3 = pd.read_csv(reference / "tables" / "table3.csv").set_index(["metric", "method"])
+    elbo = next(line for line in text.splitlines() if line.startswith("| ELBO, ours"))
+    columns = [c.strip() for c in text.splitlines()[0].split("|")[2:-1]]
+    cells = [c.strip() for c in elbo.split("|")[2:-1]]
+    ladder = cells[columns.index("Ours (LaDDer)")]
+    assert ladder.split(" ± ")[0] == f"{table3.loc[('elbo', 'ladder'), 'mean']:.1f}"
+    assert any(line.startswith("| ELBO, paper") for line in text.splitlines())

@@ -1,0 +1,70 @@
+"""The compact ours-against-paper table of reference/README.md, printed from a reference folder's
+table CSVs (the DAG's own tables), so the README's numbers are never typed by hand.
+
+    .venv/bin/python scripts/reference_summary.py reference/cpu_fashion_mnist [--dataset fashion_mnist]
+
+One row pair (ours, paper) per headline quantity: Table 2's -KL, Table 3's ELBO and error,
+supplement Table 1's generation FID and generation - reconstruction gap; then LaDDer's and GMM's
+final mixture components where the runs recorded them. Mean ± std over the seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.tables import column_label
+
+METHOD_ORDER = ["normal", "vampprior", "gmm", "hierarchical", "ladder", "realnvp"]  # the paper's column order, then ours
+ROWS = [  # (table, metric, label, decimals, has a paper value)
+    ("table2", "neg_kl", "-KL (Table 2)", 1, True),
+    ("table3", "elbo", "ELBO", 1, True),
+    ("table3", "rec_error_x100", "rec. error x0.01", 2, True),
+    ("table_sm1", "fid_generation", "generation FID", 1, True),
+    ("table_sm1", "fid_difference", "gen. - rec. FID", 1, True),
+    ("table3", "mixture_components", "final mixture components", 1, False),
+]
+
+
+def cell(mean: float, std: float, decimals: int) -> str:
+    if mean is None or math.isnan(mean):
+        return "-"
+    return f"{mean:.{decimals}f}" if math.isnan(std) else f"{mean:.{decimals}f} ± {std:.{decimals}f}"
+
+
+def summary(reference: Path, dataset: str) -> str:
+    frames = {name: pd.read_csv(reference / "tables" / f"{name}.csv") for name in {row[0] for row in ROWS}
+              if (reference / "tables" / f"{name}.csv").exists()}
+    if not frames:
+        raise SystemExit(f"{reference}/tables: no table CSVs (run the DAG's tables, then scripts/collect_reference.py)")
+    present = pd.concat(frames.values())
+    present = present[present.dataset == dataset]
+    methods = [m for m in METHOD_ORDER if m in set(present.method)] + sorted(set(present.method) - set(METHOD_ORDER))
+    priors = present.drop_duplicates("method").set_index("method")["prior"]
+    lines = ["| | " + " | ".join(column_label(m, priors.get(m)) for m in methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for table, metric, label, decimals, has_paper in ROWS:
+        part = frames.get(table)
+        part = None if part is None else part[(part.metric == metric) & (part.dataset == dataset)].set_index("method")
+        if part is None or part.empty:
+            continue
+        ours = [cell(part.loc[m, "mean"], part.loc[m, "std"], decimals) if m in part.index else "-" for m in methods]
+        lines.append(f"| {label}, ours | " + " | ".join(ours) + " |")
+        if has_paper:
+            paper = [cell(part.loc[m, "paper_mean"], part.loc[m, "paper_std"], decimals) if m in part.index else "-" for m in methods]
+            lines.append(f"| {label}, paper | " + " | ".join(paper) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("reference", type=Path, help="a reference folder (its tables/ holds the DAG's table CSVs)")
+    parser.add_argument("--dataset", default="fashion_mnist")
+    args = parser.parse_args()
+    print(summary(args.reference, args.dataset))
+
+
+if __name__ == "__main__":
+    main()
