@@ -46,12 +46,16 @@ DATASET = {"mnist": "mnist", "celeba": "celeba"}  # the config's dataset block p
 # evaluation at 500 ~16 GB, more than a 24 GB machine shared with other work affords, so there every
 # job runs on 64 images or fewer (training at batches 16 and 32), and the declaration is evaluated
 # at the batch the job really used (the per-image term is linear in the batch); on a GPU box pass
-# --celeba-batches 256.
+# --celeba-batches 256. The importance sampling runs two full passes of its CelebA chunk
+# (pipeline.memory.loglik_chunk: 128 decodes on a CPU, 4 GB with the workspace) without the
+# proposal's refinement, whose 8 samples with gradients hold ~0.9 GB (8 x 114 MB) and cost
+# over 7 CPU-minutes for one image here (stopped unfinished); MNIST-size evaluation runs it (None:
+# the config's 100 steps).
 PLAN = {
     "mnist": {"methods": ["normal", "ladder"], "n_train": 2048, "train_limit": 512, "batches": [256], "n_test": 1000, "fid_n": [128, 512],
-              "n_samples": 1000, "loglik_images": 2, "figures": ["slp_run", "figure3", "figure5"]},
+              "n_samples": 1000, "loglik_images": 2, "loglik_samples": 2048, "refine_steps": None, "figures": ["slp_run", "figure3", "figure5"]},
     "celeba": {"methods": ["normal"], "n_train": 64, "train_limit": None, "batches": [16, 32], "n_test": 64, "fid_n": [32, 64],
-               "n_samples": 64, "loglik_images": 1, "figures": ["figure6"]},
+               "n_samples": 64, "loglik_images": 1, "loglik_samples": 256, "refine_steps": 0, "figures": ["figure6"]},
 }
 
 
@@ -144,7 +148,9 @@ def main() -> dict:
                 record("train_model", method, f"train_{method}_b{batch}",
                        ["train", "--settings", json.dumps(settings), "--data", str(data), "--out", str(model), *common, "--threads", str(args.threads),
                         "--data-on-device", "0", "--no-progress"], {"n_train": settings["train_limit"], "batch": batch}, settings["train_limit"])
-            evaluation = dict(config["evaluation"], loglik_test_limit=plan["loglik_images"], loglik_samples=2048)
+            evaluation = dict(config["evaluation"], loglik_test_limit=plan["loglik_images"], loglik_samples=plan["loglik_samples"])
+            if plan["refine_steps"] is not None:
+                evaluation["loglik_refine_steps"] = plan["refine_steps"]
             device_type = "cuda" if args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
             # the batch each job really runs at: the config's, or all the images where there are fewer
             eval_batch = max(min(plan["n_test"], evaluation["batch_size"]), loglik_chunk(arch, device_type))
