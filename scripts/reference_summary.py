@@ -44,17 +44,20 @@ def summary(reference: Path, dataset: str) -> str:
     present = present[present.dataset == dataset]
     methods = [m for m in METHOD_ORDER if m in set(present.method)] + sorted(set(present.method) - set(METHOD_ORDER))
     priors = present.drop_duplicates("method").set_index("method")["prior"]
-    lines = ["| | " + " | ".join(column_label(m, priors.get(m)) for m in methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    rows = []
     for table, metric, label, decimals, has_paper in ROWS:
         part = frames.get(table)
         part = None if part is None else part[(part.metric == metric) & (part.dataset == dataset)].set_index("method")
         if part is None or part.empty:
             continue
         ours = [cell(part.loc[m, "mean"], part.loc[m, "std"], decimals) if m in part.index else "-" for m in methods]
-        lines.append(f"| {label}, ours | " + " | ".join(ours) + " |")
+        rows.append((f"{label}, ours", ours))
         if has_paper:
-            paper = [cell(part.loc[m, "paper_mean"], part.loc[m, "paper_std"], decimals) if m in part.index else "-" for m in methods]
-            lines.append(f"| {label}, paper | " + " | ".join(paper) + " |")
+            rows.append((f"{label}, paper", [cell(part.loc[m, "paper_mean"], part.loc[m, "paper_std"], decimals) if m in part.index else "-"
+                                             for m in methods]))
+    shown = [i for i, m in enumerate(methods) if any(cells[i] != "-" for label, cells in rows if label.endswith("ours"))]  # not the real-image FID
+    lines = ["| | " + " | ".join(column_label(methods[i], priors.get(methods[i])) for i in shown) + " |", "|---" * (len(shown) + 1) + "|"]
+    lines += [f"| {label} | " + " | ".join(cells[i] for i in shown) + " |" for label, cells in rows]
     return "\n".join(lines)
 
 
