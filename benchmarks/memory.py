@@ -103,10 +103,10 @@ def main() -> dict:
     if not weights.exists():
         run_job("fid_weights", ["fid-weights", "--out", str(weights)], work)
     common = ["--device", args.device]
-    out_path = REPO_ROOT / args.out
-    jobs = json.loads(out_path.read_text())["jobs"] if args.resume and out_path.exists() else []
+    device_type = "cuda" if args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
+    out = REPO_ROOT / args.out
+    jobs = json.loads(out.read_text())["jobs"] if args.resume and out.exists() else []
     architectures = {}
-    out = out_path
 
     def save():
         result = {"benchmark": "benchmarks/memory.py", "argv": sys.argv[1:], "machine": machine(), "architectures": architectures, "jobs": jobs}
@@ -120,40 +120,46 @@ def main() -> dict:
         dataset = DATASET[arch]
         data = synthetic_dataset(work / f"{arch}.h5", arch, plan["n_train"], plan["n_test"])
         image_mb = np.prod(SHAPES[arch]) / 2**20
-        architectures[arch] = {"params": parameter_count(run_settings(config, dataset, "normal", 0)),
-                               "activation_bytes_per_image": activation_bytes_per_image(run_settings(config, dataset, "normal", 0))}
+        normal = run_settings(config, dataset, "normal", 0)
+        architectures[arch] = {"params": parameter_count(normal), "activation_bytes_per_image": activation_bytes_per_image(normal)}
 
-        def record(rule, method, name, argv, sizes, dataset_images):
-            done = [j for j in jobs if (j["rule"], j["architecture"], j["method"], j["sizes"]) == (rule, arch, method, sizes)]
+        def record(rule, method, name, argv, sizes, dataset_images, variant="default"):
+            key = (rule, arch, method, variant, sizes)
+            done = [j for j in jobs if (j["rule"], j["architecture"], j["method"], j.get("variant", "default"), j["sizes"]) == key]
             if done and all(Path(p).exists() for p in argv if str(p).startswith(str(work)) and p.endswith((".pt", ".h5", ".npz"))):
                 print(f"{arch}_{name}: measured before (--resume)", flush=True)
                 return
             result = run_job(f"{arch}_{name}", argv, work)
             declared = job_memory(rule, config, dataset, method=method, sizes=sizes, data_on_device=False,
                                   device="auto" if "max_gpu_mb" in result else "cpu")
-            jobs.append({"rule": rule, "architecture": arch, "dataset": dataset, "method": method, "sizes": sizes,
+            jobs.append({"rule": rule, "architecture": arch, "dataset": dataset, "method": method, "variant": variant, "sizes": sizes,
                          "dataset_mb": round(dataset_images * image_mb, 1), **result, "declared": declared})
             save()  # after every job: an interrupted benchmark keeps what it measured
 
+        def train(method, run, batch, variant="default"):
+            """One epoch on train_limit images (or one batch): the training peak at this batch."""
+            settings = dict(run_settings(config, dataset, method, 0, variant=variant), epochs=1, batch_size=batch,
+                            train_limit=plan["train_limit"] or batch)
+            run.mkdir(parents=True, exist_ok=True)
+            for stale in run.glob("checkpoint*.pt"):
+                stale.unlink()
+            suffix = f"_{variant}" if variant != "default" else f"_b{batch}"
+            record("train_model", method, f"train_{method}{suffix}",
+                   ["train", "--settings", json.dumps(settings), "--data", str(data), "--out", str(run / "model.pt"), *common,
+                    "--threads", str(args.threads), "--data-on-device", "0", "--no-progress"],
+                   {"n_train": settings["train_limit"], "batch": batch}, settings["train_limit"], variant)
+
+        evaluation = dict(config["evaluation"], loglik_test_limit=plan["loglik_images"], loglik_samples=plan["loglik_samples"])
+        if plan["refine_steps"] is not None:
+            evaluation["loglik_refine_steps"] = plan["refine_steps"]
+        # the batch each job really runs at: the config's, or all the images where there are fewer
+        eval_batch = max(min(plan["n_test"], evaluation["batch_size"]), loglik_chunk(arch, device_type))
         methods = args.methods or plan["methods"]
         for method in methods:
             run = work / "runs" / arch / method
-            run.mkdir(parents=True, exist_ok=True)
             model = run / "model.pt"
             for batch in batches[arch]:
-                settings = run_settings(config, dataset, method, 0)
-                settings.update(epochs=1, batch_size=batch, train_limit=plan["train_limit"] or batch)
-                for stale in run.glob("checkpoint*.pt"):
-                    stale.unlink()
-                record("train_model", method, f"train_{method}_b{batch}",
-                       ["train", "--settings", json.dumps(settings), "--data", str(data), "--out", str(model), *common, "--threads", str(args.threads),
-                        "--data-on-device", "0", "--no-progress"], {"n_train": settings["train_limit"], "batch": batch}, settings["train_limit"])
-            evaluation = dict(config["evaluation"], loglik_test_limit=plan["loglik_images"], loglik_samples=plan["loglik_samples"])
-            if plan["refine_steps"] is not None:
-                evaluation["loglik_refine_steps"] = plan["refine_steps"]
-            device_type = "cuda" if args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
-            # the batch each job really runs at: the config's, or all the images where there are fewer
-            eval_batch = max(min(plan["n_test"], evaluation["batch_size"]), loglik_chunk(arch, device_type))
+                train(method, run, batch)
             record("evaluate_model", method, f"evaluate_{method}",
                    ["evaluate", "--model", str(model), "--data", str(data), "--options", json.dumps(evaluation), *common, "--no-progress",
                     "--out", str(run / "metrics.json")], {"n_test": plan["n_test"], "batch": eval_batch}, plan["n_test"])
@@ -185,13 +191,7 @@ def main() -> dict:
         models = [f"{m}={work / 'runs' / arch / (m if m in methods else method) / 'model.pt'}" for m in ("ladder", "gmm", "normal")]
         if "figure5" in plan["figures"]:  # Figure 5 draws paths in LaDDer's 2-D t-space: the d_t2 run
             run_t2 = work / "runs" / arch / "ladder_d_t2"
-            run_t2.mkdir(parents=True, exist_ok=True)
-            settings = dict(run_settings(config, dataset, "ladder", 0, variant="d_t2"), epochs=1, batch_size=batches[arch][0],
-                            train_limit=plan["train_limit"] or batches[arch][0])
-            record("train_model", "ladder", "train_ladder_d_t2",
-                   ["train", "--settings", json.dumps(settings), "--data", str(data), "--out", str(run_t2 / "model.pt"), *common,
-                    "--threads", str(args.threads), "--data-on-device", "0", "--no-progress"],
-                   {"n_train": settings["train_limit"], "batch": settings["batch_size"], "variant": "d_t2"}, settings["train_limit"])
+            train("ladder", run_t2, batches[arch][0], variant="d_t2")
             models[0] = f"ladder={run_t2 / 'model.pt'}"
         if "slp_run" in plan["figures"]:
             record("slp_run", method, "slp_run",
@@ -216,8 +216,6 @@ def main() -> dict:
 def machine() -> dict:
     """The machine the peaks were measured on: CPU model, cores, memory, GPU (name and memory) if any."""
     import platform
-
-    import torch
 
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
     total_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))

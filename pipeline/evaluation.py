@@ -129,7 +129,7 @@ def evaluate(vae: VAE, images: torch.Tensor, mc_samples: int = 1, is_samples: in
 
 
 def log_likelihood_metrics(vae: VAE, images: torch.Tensor, n_samples: int, seed: int, device: torch.device | str = "cpu",
-                           refine_steps: int | None = None, architecture: str = "mnist") -> dict:
+                           refine_steps: int | None = None, *, architecture: str) -> dict:
     """log p(x) per test image by importance sampling (pipeline.likelihood; S = ``n_samples``), the
     metrics the VampPrior paper and Xu et al. report, with their convergence diagnostics.
     ``refine_steps``: Adam steps refining each image's proposal (None: pipeline.likelihood's default).

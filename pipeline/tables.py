@@ -213,13 +213,14 @@ def _convergence(conv: Convergence | None, group: pd.DataFrame) -> dict:
 def _marked_cell(cell: pd.Series, decimals: int) -> str:
     """Our cell; importance-sampled ones marked: converged † (change from S/10 to S below
     CONVERGED_NATS), else shown as the bound it is (>= or <=) with ‡."""
-    text = _cell(cell["mean"], cell["std"], decimals)
+    text = mean_std_cell(cell["mean"], cell["std"], decimals)
     if pd.isna(cell.get("estimator")) or text == "-":
         return text
     return f"{text} †" if cell["converged"] else f"{'≥' if cell['bound'] == '>=' else '≤'} {text} ‡"
 
 
-def _cell(mean: float, std: float, decimals: int) -> str:
+def mean_std_cell(mean: float, std: float, decimals: int) -> str:
+    """A cell as the tables print it: mean ± std at ``decimals`` ("-" for no value, no ± for one seed)."""
     if math.isnan(mean):
         return "-"
     return f"{mean:.{decimals}f}" if math.isnan(std) else f"{mean:.{decimals}f} ± {std:.{decimals}f}"
@@ -242,12 +243,12 @@ def grid(name: str, summary: pd.DataFrame) -> list[tuple[Metric, pd.DataFrame]]:
                 continue
             paper_label = metric.paper_label + ("" if PAPER_DATASET.get(dataset, dataset) == dataset
                                                 else f" ({dataset_label(PAPER_DATASET[dataset])})")
-            rows[(label, paper_label)] = [_cell(cells.loc[m, "paper_mean"], cells.loc[m, "paper_std"], metric.decimals) if m in cells.index else "-"
+            rows[(label, paper_label)] = [mean_std_cell(cells.loc[m, "paper_mean"], cells.loc[m, "paper_std"], metric.decimals) if m in cells.index else "-"
                                           for m in methods]
             if "paper_correction" in cells and cells["paper_correction"].notna().any():
                 fix = cells["paper_correction"].fillna(0.0)
                 rows[(label, f"{paper_label}, Hierarchical corrected ‖")] = [
-                    _cell(cells.loc[m, "paper_mean"] + fix[m], cells.loc[m, "paper_std"], metric.decimals) if m in cells.index else "-"
+                    mean_std_cell(cells.loc[m, "paper_mean"] + fix[m], cells.loc[m, "paper_std"], metric.decimals) if m in cells.index else "-"
                     for m in methods]
         priors = part.drop_duplicates("method").set_index("method")["prior"]
         frame = pd.DataFrame.from_dict(rows, orient="index", columns=[column_label(m, priors.get(m)) for m in methods])

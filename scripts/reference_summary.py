@@ -11,12 +11,11 @@ final mixture components where the runs recorded them. Mean ± std over the seed
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 import pandas as pd
 
-from pipeline.tables import column_label
+from pipeline.tables import column_label, mean_std_cell as cell
 
 METHOD_ORDER = ["normal", "vampprior", "gmm", "hierarchical", "ladder", "realnvp"]  # the paper's column order, then ours
 ROWS = [  # (table, metric, label, decimals, has a paper value)
@@ -27,12 +26,6 @@ ROWS = [  # (table, metric, label, decimals, has a paper value)
     ("table_sm1", "fid_difference", "gen. - rec. FID", 1, True),
     ("table3", "mixture_components", "final mixture components", 1, False),
 ]
-
-
-def cell(mean: float, std: float, decimals: int) -> str:
-    if mean is None or math.isnan(mean):
-        return "-"
-    return f"{mean:.{decimals}f}" if math.isnan(std) else f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
 
 def summary(reference: Path, dataset: str) -> str:
