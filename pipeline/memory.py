@@ -207,8 +207,9 @@ def job_sizes(rule: str, config: dict, dataset: str) -> dict:
         return {"n_train": train_images(config, dataset), "n_test": test_images(config, dataset)}
     if cls == "sample":
         return {"n_samples": config["sampling"]["n_samples"]}
-    if cls == "fid":
-        return {"n_samples": config["fid"]["n_samples"], "n_reference": config["fid"]["n_reference"]}
+    if cls == "fid":  # the reference job reads only the reference images; the others add n_samples of their own
+        reference = {"n_reference": config["fid"]["n_reference"]}
+        return reference if rule == "fid_reference" else {**reference, "n_samples": config["fid"]["n_samples"]}
     if cls == "interpolation":
         return {"n_test": config["interpolation"]["test_images"]}
     return {}

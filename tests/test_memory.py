@@ -78,6 +78,16 @@ def test_paper_gpu_declarations_pack_small_jobs_and_not_large_ones():
     assert on_device["gpu_mem_mb"] - celeba["gpu_mem_mb"] > 8000  # the ~9 GB training set, when it is kept there
 
 
+def test_the_fid_reference_declares_only_the_reference_images():
+    """fid_reference reads the first n_reference test images; the generated and real sets
+    (fid.n_samples) belong to fid_real and fid_model (CelebA's 10,000 would add ~8 GB)."""
+    config = load_config()
+    more = {**config, "fid": {**config["fid"], "n_samples": 4 * config["fid"]["n_samples"]}}
+    for dataset in ("mnist", "celeba"):
+        assert job_memory("fid_reference", more, dataset, device="cpu") == job_memory("fid_reference", config, dataset, device="cpu")
+        assert job_memory("fid_model", more, dataset, device="cpu")["mem_mb"] > job_memory("fid_model", config, dataset, device="cpu")["mem_mb"]
+
+
 # ---- the workflow under budgets ------------------------------------------------------------------
 def _workflow_dir(tmp_path: Path, seeds: int) -> Path:
     config = quick_config()
