@@ -208,28 +208,24 @@ def check_devices(config: dict, source: str) -> None:
 
 
 def check_fid_sizes(config: dict, source: str) -> None:
-    """The image counts the FID jobs check (pipeline.fid.metric.check_kid_sizes, fid.scores),
-    checked here against each dataset's split sizes where they are known before data preparation."""
+    """The FID jobs' own size checks (pipeline.fid: KID subsets, the reference and the real-image
+    pool), run on the config against each dataset's split sizes where they are known before data
+    preparation, so that a bad count stops the run before any job starts."""
     from pipeline.data import expected_split_sizes
+    from pipeline.fid.metric import check_kid_sizes
+    from pipeline.fid.scores import check_comparison_pool, check_reference_count
 
     fid = config["fid"]
-    subset, n, n_ref = fid["kid_subset_size"], fid["n_samples"], fid["n_reference"]
-    if subset > min(n, n_ref):
-        raise ConfigError(f"{source}: fid.kid_subset_size is {subset} but KID compares fid.n_samples ({n}) images with "
-                          f"fid.n_reference ({n_ref}); lower fid.kid_subset_size to at most {min(n, n_ref)} (e.g. half of it)")
-    if subset == n == n_ref:
-        raise ConfigError(f"{source}: fid.kid_subset_size equals fid.n_samples and fid.n_reference ({n}): every KID subset "
-                          "would be the whole set and its std 0; lower fid.kid_subset_size (e.g. half of it)")
-    for dataset in config["run"]["datasets"]:
-        sizes = expected_split_sizes(dataset, config["data"])
-        if n_ref > sizes["test"]:
-            raise ConfigError(f"{source}: fid.n_reference is {n_ref} but {dataset} has {sizes['test']} test images; lower fid.n_reference")
-        split = fid["real_split"]
-        pool = sizes["train"] if split == "train" else sizes["test"] - n_ref
-        if pool is not None and n > pool:
-            where = "training images" if split == "train" else f"test images after the {n_ref} reference images"
-            raise ConfigError(f"{source}: fid.n_samples is {n} but {dataset} has {max(pool, 0)} {where} (fid.real_split: {split}); "
-                              "lower fid.n_samples" + (" or fid.n_reference, or use fid.real_split: train" if split == "test" else ""))
+    try:
+        check_kid_sizes(fid["n_samples"], fid["n_reference"], fid["kid_subset_size"])
+        for dataset in config["run"]["datasets"]:
+            sizes = expected_split_sizes(dataset, config["data"])
+            if sizes["test"] is not None:
+                check_reference_count(sizes["test"], fid["n_reference"], dataset)
+            if sizes[fid["real_split"]] is not None:
+                check_comparison_pool(fid["real_split"], sizes[fid["real_split"]], fid["n_samples"], fid["n_reference"], dataset)
+    except ValueError as error:
+        raise ConfigError(f"{source}: {error}") from None
 
 
 def variant_overrides(variant: str) -> dict:

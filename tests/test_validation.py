@@ -123,7 +123,7 @@ def test_kid_subset_larger_than_the_image_counts_is_refused():
     config = full_config()
     config["fid"].update(n_samples=500, n_reference=1000, kid_subset_size=800)
     config["sampling"]["n_samples"] = max(config["sampling"]["n_samples"], 500)
-    with pytest.raises(ConfigError, match=r"fid\.kid_subset_size is 800 .*fid\.n_samples \(500\).*at most 500"):
+    with pytest.raises(ConfigError, match=r"fid\.kid_subset_size is 800 .*fid\.n_samples 500.*at most 500"):
         validate_config(config)
     config["fid"].update(n_samples=1000, kid_subset_size=1000)
     with pytest.raises(ConfigError, match=r"kid_subset_size equals fid\.n_samples and fid\.n_reference"):

@@ -169,9 +169,9 @@ def check_kid_sizes(n_a: int, n_b: int, subset_size: int) -> None:
         raise ValueError(f"fid.kid_subset_size is {subset_size}; the unbiased MMD needs at least 2 images per subset")
     if subset_size > min(n_a, n_b):
         raise ValueError(f"fid.kid_subset_size is {subset_size} but only {min(n_a, n_b)} images are compared "
-                         f"({n_a} vs {n_b}); lower fid.kid_subset_size below the sample count (e.g. half of it)")
+                         f"(fid.n_samples {n_a} vs fid.n_reference {n_b}); lower fid.kid_subset_size to at most {min(n_a, n_b)} (e.g. half of it)")
     if subset_size == n_a == n_b:
-        raise ValueError(f"fid.kid_subset_size equals the sample count ({subset_size}): every subset would be the whole "
+        raise ValueError(f"fid.kid_subset_size equals fid.n_samples and fid.n_reference ({subset_size}): every subset would be the whole "
                          "set and the reported std 0; lower fid.kid_subset_size (e.g. half of it)")
 
 

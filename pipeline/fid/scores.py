@@ -91,16 +91,27 @@ def comparison_rows(split: str, n_available: int, n: int, n_reference: int, seed
     The pool is the whole training split, or the test rows after the first ``n_reference`` (the
     reference), so real images and reconstructions never include a reference image.
     """
+    check_comparison_pool(split, n_available, n, n_reference)
+    start = n_reference if split == "test" else 0
+    order = torch.randperm(n_available - start, generator=torch.Generator().manual_seed(seed))[:n]
+    return np.sort(order.numpy()) + start  # (n,)
+
+
+def check_comparison_pool(split: str, n_available: int, n: int, n_reference: int, dataset: str = "the dataset") -> None:
+    """Refuse a real-image set larger than its pool (``n_available`` images in ``split``); the config
+    check calls this before any job runs, the FID jobs again on the file they read."""
     if split not in REAL_SPLITS:
         raise ValueError(f"fid.real_split is {split!r}; use one of {REAL_SPLITS}")
-    start = n_reference if split == "test" else 0
-    pool = n_available - start
+    pool = n_available - (n_reference if split == "test" else 0)
     if pool < n:
         where = (f"test images after the {n_reference} reference images" if split == "test" else "training images")
-        raise ValueError(f"fid.n_samples is {n} but only {max(pool, 0)} {where} exist; lower fid.n_samples"
+        raise ValueError(f"fid.n_samples is {n} but {dataset} has {max(pool, 0)} {where} (fid.real_split: {split}); lower fid.n_samples"
                          + (" or fid.n_reference, or use fid.real_split: train" if split == "test" else ""))
-    order = torch.randperm(pool, generator=torch.Generator().manual_seed(seed))[:n]
-    return np.sort(order.numpy()) + start  # (n,)
+
+
+def check_reference_count(n_test: int, n_reference: int, dataset: str = "the dataset") -> None:
+    if n_test < n_reference:
+        raise ValueError(f"fid.n_reference is {n_reference} but {dataset} has {n_test} test images; lower fid.n_reference")
 
 
 def _read_rows(dataset_path: str | Path, split: str, rows: np.ndarray) -> torch.Tensor:
@@ -110,9 +121,7 @@ def _read_rows(dataset_path: str | Path, split: str, rows: np.ndarray) -> torch.
 
 
 def reference_images(dataset_path: str | Path, n: int) -> torch.Tensor:
-    n_test = _split_sizes(dataset_path)["test"]
-    if n_test < n:
-        raise ValueError(f"fid.n_reference is {n} but {dataset_path} has only {n_test} test images; lower it")
+    check_reference_count(_split_sizes(dataset_path)["test"], n, str(dataset_path))
     return _read_rows(dataset_path, "test", np.arange(n))
 
 
