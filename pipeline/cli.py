@@ -113,13 +113,16 @@ def cmd_evaluate(args) -> None:
 
 def cmd_sample(args) -> None:
     from pipeline.artefacts import write_samples
-    from pipeline.evaluation import generate
+    from pipeline.evaluation import TRUNCATED_FRACTION, generate, is_truncated
 
     options = _config_block(args, "sampling")
     job = ModelJob(args.model, args.device, options, "sampling")
     z, images, replaced = generate(job.vae, options["n_samples"], seed=job.settings["seed"], batch_size=args.batch_size, device=job.device)
     if replaced:
-        log.warning("%s: %d non-finite prior draws replaced by further draws (evaluation.sample_latents)", args.model, replaced)
+        log.warning("%s: %d of %d prior draws were non-finite and were replaced by further draws (evaluation.sample_latents)%s",
+                    args.model, replaced, options["n_samples"],
+                    f"; TRUNCATED: more than {TRUNCATED_FRACTION:.0%} of the prior's mass is missing from these images, the tables name this run"
+                    if is_truncated(replaced, options["n_samples"]) else "")
     write_samples(args.out, images, z, job.record(nonfinite_draws_replaced=replaced))
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.evaluation import TRUNCATED_FRACTION, is_truncated
 from pipeline.names import dataset_label, parse_variant, variant_label, variant_name
 from pipeline.paper_values import PAPER_D_T, PAPER_DATASET, PAPER_VALUES, read_paper_values  # noqa: F401  (PAPER_VALUES: re-exported)
 from pipeline.priors.mixture import COLLAPSED_COMPONENTS
@@ -188,6 +189,7 @@ def summarise(name: str, runs: pd.DataFrame) -> pd.DataFrame:
             replaced = int(group["nonfinite_draws_replaced"].fillna(0).sum()) if "nonfinite_draws_replaced" in group else 0
             if replaced:
                 row["nonfinite_draws_replaced"] = replaced
+                row["truncated_seeds"] = " ".join(map(str, truncated_seeds(group))) or None
             for note in spec.notes:
                 if note in group:
                     row[note] = " ".join(str(int(v)) for v in sorted(set(group[note].dropna())))
@@ -195,6 +197,13 @@ def summarise(name: str, runs: pd.DataFrame) -> pd.DataFrame:
     if not out:
         raise ValueError(f"{name}: none of the inputs has the metrics {[m.source for m in spec.metrics]}")
     return pd.DataFrame(out)
+
+
+def truncated_seeds(group: pd.DataFrame) -> list[int]:
+    """Seeds whose generated images miss more than TRUNCATED_FRACTION of the prior's draws
+    (pipeline.evaluation.is_truncated), from the FID files' counts."""
+    counts = group.dropna(subset=["nonfinite_draws_replaced", "fid_n_generated"])
+    return sorted(int(r.seed) for r in counts.itertuples() if is_truncated(r.nonfinite_draws_replaced, r.fid_n_generated))
 
 
 def _convergence(conv: Convergence | None, group: pd.DataFrame) -> dict:
@@ -300,6 +309,11 @@ def table_notes(name: str, summary: pd.DataFrame) -> list[str]:
         replaced = summary.dropna(subset=["nonfinite_draws_replaced"]).drop_duplicates(["dataset", "method"])
         lines.append("Non-finite prior draws replaced by further draws before decoding (docs/science.md, 'Generation'), over all seeds: "
                      + "; ".join(f"{r.dataset}/{r.method}: {int(r.nonfinite_draws_replaced)}" for r in replaced.itertuples()) + ".")
+        truncated = replaced.dropna(subset=["truncated_seeds"]) if "truncated_seeds" in replaced else replaced.iloc[:0]
+        if len(truncated):
+            lines.append(f"Truncated generations (more than {TRUNCATED_FRACTION:.0%} of the prior draws non-finite, so the images and their "
+                         "FID and KID sample the prior restricted to where its inverse is finite): "
+                         + "; ".join(f"{r.dataset}/{r.method} seed(s) {r.truncated_seeds}" for r in truncated.itertuples()) + ".")
     if "collapsed_seeds" in summary and summary["collapsed_seeds"].notna().any():
         collapsed = summary.dropna(subset=["collapsed_seeds"]).drop_duplicates(["dataset", "method"])
         lines.append(f"Collapsed mixtures (at most {COLLAPSED_COMPONENTS} active components at the end of training; the prior is then "

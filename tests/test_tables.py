@@ -127,8 +127,13 @@ def test_fid_tables_say_where_non_finite_prior_draws_were_replaced(tmp_path):
     build_table("table_sm1", inputs, tmp_path / "sm1")
     md = (tmp_path / "sm1.md").read_text()
     assert "fashion_mnist/realnvp: 6" in md and "fashion_mnist/normal" not in md.split("Non-finite")[1]
+    assert "Truncated generations" in md and "fashion_mnist/realnvp seed(s) 0 1" in md  # 3 of 50 each: 6 %
     build_table("table_sm1", [p for p in inputs if "normal" in p.name], tmp_path / "clean")
     assert "Non-finite" not in (tmp_path / "clean.md").read_text()
+    few = [write_run(tmp_path / f"few{s}.json", "fashion_mnist", "realnvp", s, fid_generation=20.0, fid_reconstruction=10.0, fid_difference=10.0,
+                     fid_n_generated=1000, fid_n_reference=100, nonfinite_draws_replaced=11 if s else 10) for s in (0, 1)]
+    build_table("table_sm1", few, tmp_path / "few")
+    assert "fashion_mnist/realnvp seed(s) 1." in (tmp_path / "few.md").read_text()  # 11 of 1,000 is over 1 %, 10 is not
 
 
 def test_claims_c3_decides_on_minus_kl_and_c4_reports_the_paper_ordering_with_the_constant_removed(tmp_path):
