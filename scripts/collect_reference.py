@@ -1,12 +1,16 @@
 """Copy what a reader needs of a finished (or partly finished) reference DAG into reference/.
 
-    .venv/bin/python scripts/collect_reference.py RUN_DIR [--out reference]
+    .venv/bin/python scripts/collect_reference.py RUN_DIR [--out reference] [--configfile OVERLAY ...] [--keep SUBFOLDER ...]
 
 RUN_DIR is the working directory the reference DAG ran in (`snakemake --directory RUN_DIR
 --configfile config/reference.yaml ...`). Copied: tables, claims, figures and the numbers beside
 them, and per run its identity and provenance, metrics, FID/KID, stats per epoch, prior fits
 and benchmark timings. Never checkpoints, models or HDF5 (size). STATUS.md says which runs and
-outputs exist, so a partial reference says what it holds.
+outputs exist, so a partial reference says what it holds. ``--configfile`` names the overlays the
+DAG ran with (as given to snakemake): the merged, validated configuration is written to
+``config_used.yaml``. RUN_DIR's ``CODE_COMMIT`` (the commit a frozen copy was made from) is copied.
+``--keep`` names subfolders of an existing ``--out`` that are not the DAG's (an ablation collected
+beside it) and survive the refresh.
 
 A table or the claims the DAG has not made yet (its inputs are incomplete) is computed by the same
 functions the rules' commands call (``build_table``, ``write_claims``), over the per-run files that exist, into ``tables_partial/`` and
@@ -26,10 +30,23 @@ TREES = ("results/tables", "results/figures", "results/benchmarks", "results/fid
 SKIP_SUFFIXES = (".pt", ".h5", ".npz")
 
 
-def collect(run_dir: Path, out: Path) -> dict:
+def collect(run_dir: Path, out: Path, keep: tuple[str, ...] = ()) -> dict:
+    kept = out.parent / f".{out.name}.kept"
+    if kept.exists():
+        shutil.rmtree(kept)
+    for name in keep:  # all checked before anything moves
+        if not (out / name).is_dir():
+            raise SystemExit(f"--keep {name}: {out / name} is not a folder; name a subfolder of {out} to keep")
+    for name in keep:
+        (kept / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(out / name, kept / name)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
+    for name in keep:
+        shutil.move(kept / name, out / name)
+    if kept.exists():
+        shutil.rmtree(kept)
     copied = []
     for tree in TREES:
         for path in sorted((run_dir / tree).rglob("*")) if (run_dir / tree).exists() else []:
@@ -38,10 +55,13 @@ def collect(run_dir: Path, out: Path) -> dict:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, target)
                 copied.append(str(target.relative_to(out)))
-    for name in ("claims.md", "claims.csv", "claims.html"):
+    for name in ("claims.md", "claims.csv", "claims.html", "claims.provenance.json"):
         if (run_dir / "results" / name).exists():
             shutil.copy2(run_dir / "results" / name, out / name)
             copied.append(name)
+    if (run_dir / "CODE_COMMIT").exists():
+        shutil.copy2(run_dir / "CODE_COMMIT", out / "CODE_COMMIT")
+        copied.append("CODE_COMMIT")
     runs = {}
     for options in sorted((run_dir / "results" / "runs").rglob("training_options.json")):
         run = options.parent
@@ -56,6 +76,19 @@ def collect(run_dir: Path, out: Path) -> dict:
                           "fid": (run / "fid.json").exists(),
                           "epochs_done": epochs_done, "epochs": epochs}
     return {"runs": runs, "files": copied, "partial": partial_outputs(run_dir, out)}
+
+
+def write_config_used(overlays: list[Path], path: Path) -> None:
+    """The configuration the DAG ran with: config/config.yaml and the overlays merged and validated
+    (``pipeline.config.load_config``, as Snakemake merges --configfile)."""
+    import yaml
+
+    from pipeline.config import load_config
+
+    config = load_config(*overlays)
+    header = (f"# The configuration this reference ran with: config/config.yaml merged with {', '.join(map(str, overlays))}\n"
+              "# (scripts/collect_reference.py; the overlay's own comments say why each value differs from the paper).\n")
+    path.write_text(header + yaml.safe_dump(config, sort_keys=False))
 
 
 def partial_outputs(run_dir: Path, out: Path) -> list[str]:
@@ -100,8 +133,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--out", type=Path, default=Path("reference"))
+    parser.add_argument("--configfile", type=Path, nargs="*", default=[], help="the overlays the DAG ran with, as given to snakemake")
+    parser.add_argument("--keep", nargs="*", default=[], help="subfolders of --out that are not the DAG's and survive the refresh")
     args = parser.parse_args()
-    status = collect(args.run_dir, args.out)
+    status = collect(args.run_dir, args.out, tuple(args.keep))
+    if args.configfile:
+        write_config_used(args.configfile, args.out / "config_used.yaml")
     runs = status["runs"]
     lines = ["# Status of this reference run", "",
              f"{sum(r['trained'] for r in runs.values())} of {len(runs)} started runs trained, "

@@ -194,3 +194,37 @@ def test_reference_summary_prints_each_reference_tables_numbers():
     ladder = cells[columns.index("Ours (LaDDer)")]
     assert ladder.split(" ± ")[0] == f"{table3.loc[('elbo', 'ladder'), 'mean']:.1f}"
     assert any(line.startswith("| ELBO, paper") for line in text.splitlines())
+
+
+def test_collect_reference_refreshes_the_dags_outputs_keeps_named_folders_and_records_the_config(tmp_path):
+    """scripts/collect_reference.py: a refresh replaces what the DAG wrote (a stale file goes), keeps
+    the subfolders named by --keep, copies CODE_COMMIT and the claims' provenance, and writes the
+    merged, validated configuration the DAG ran with."""
+    import importlib.util
+
+    import yaml
+
+    from pipeline.provenance import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("collect_reference", REPO_ROOT / "scripts" / "collect_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    run_dir, out = tmp_path / "run", tmp_path / "reference" / "cpu"
+    (run_dir / "results" / "tables").mkdir(parents=True)
+    (run_dir / "results" / "tables" / "table3.csv").write_text("metric\n")
+    for name in ("claims.md", "claims.provenance.json"):
+        (run_dir / "results" / name).write_text("new")
+    (run_dir / "CODE_COMMIT").write_text("abc\n")
+    (out / "ablation").mkdir(parents=True)
+    (out / "ablation" / "result.csv").write_text("kept")
+    (out / "stale.md").write_text("old")
+    module.collect(run_dir, out, keep=("ablation",))
+    assert (out / "ablation" / "result.csv").read_text() == "kept" and not (out / "stale.md").exists()
+    assert (out / "tables" / "table3.csv").exists() and (out / "CODE_COMMIT").read_text() == "abc\n"
+    assert (out / "claims.provenance.json").read_text() == "new"
+    module.write_config_used([REPO_ROOT / "config" / "reference.yaml"], out / "config_used.yaml")
+    used = yaml.safe_load((out / "config_used.yaml").read_text())
+    assert used["datasets"]["fashion_mnist"]["epochs"] == 2 and used["run"]["methods"]  # the overlay over the paper's keys
+    with pytest.raises(SystemExit, match="--keep missing"):
+        module.collect(run_dir, out, keep=("ablation", "missing"))
+    assert (out / "ablation" / "result.csv").exists()  # a bad --keep stops before anything is removed
