@@ -24,8 +24,14 @@ Three layers, each usable alone:
 
 The SLP maximises the log p it is then scored with, so scoring it with that log p cannot fail
 (issue 19). ``pair_table`` also scores both paths under a **held-out density**
-(``fit_heldout_density``): a Gaussian mixture fitted, in the same space, to encodings of test
-images that are no pair's endpoint, which the optimisation never sees (claim C7).
+(``fit_heldout_density``): a Gaussian mixture fitted to z-encodings (encoder means) of test
+images that are no pair's endpoint, which the optimisation never sees (claim C7). It is fitted
+in z for every prior, so all priors are scored in the space they share: a t-space path is mapped
+to z = mean of p(z|t) first. Why not in t: a trained prior VAE leaves 8-11 of its 16 t units
+nearly unused (the encodings' variance 0.01-0.05 there, 0.4-1.5 in the others, on the CPU
+reference), so a density of t-encodings is a thin slab that punishes any step across those
+units, which p(z|t) ignores. Scored in t, LaDDer's SLP fell 48-92 nats below the straight line;
+in z it rises 1.5-1.7 nats above it, in 84-94 % of pairs (reference/README.md, C7).
 """
 
 from __future__ import annotations
@@ -175,6 +181,7 @@ class LatentSpace:
     log_prob: LogProb  # (..., dim) -> (...)
     encode: Callable[[torch.Tensor], torch.Tensor]  # float images (N,C,H,W) in [0,1] -> (N, dim)
     decode: Callable[[torch.Tensor], torch.Tensor]  # (N, dim) -> decoder means (N,C,H,W)
+    to_z: Callable[[torch.Tensor], torch.Tensor]  # (N, dim) -> (N, d_z): the identity in z, the mean of p(z|t) in t
 
 
 def flat_log_prob(log_prob: LogProb) -> LogProb:
@@ -190,7 +197,7 @@ def latent_space(vae: nn.Module) -> LatentSpace:
     """t-space for priors with a prior VAE (``exact = False``: hierarchical, LaDDer), z-space otherwise."""
     prior = vae.prior
     if prior.exact:
-        return LatentSpace("z", prior.d_z, flat_log_prob(prior.log_prob), lambda x: vae.encode(x)[0], vae.decode)
+        return LatentSpace("z", prior.d_z, flat_log_prob(prior.log_prob), lambda x: vae.encode(x)[0], vae.decode, lambda z: z)
     if not (hasattr(prior, "vae") and hasattr(prior, "hyper_log_prob")):
         raise TypeError(f"prior {type(prior).__name__} has no exact log p(z) and no prior VAE with a hyper prior "
                         "(hyper_log_prob); the shortest likely path needs a density it can differentiate")
@@ -203,7 +210,7 @@ def latent_space(vae: nn.Module) -> LatentSpace:
         return vae.decode(prior_vae.decode(t))  # z = mean of p(z|t), x = decoder mean: (N,C,H,W)
 
     # log p(t): N(0, I) for the hierarchical prior, the fitted DP mixture for LaDDer (exact in t).
-    return LatentSpace("t", prior.d_t, flat_log_prob(prior.hyper_log_prob), encode, decode)
+    return LatentSpace("t", prior.d_t, flat_log_prob(prior.hyper_log_prob), encode, decode, prior_vae.decode)
 
 
 @contextlib.contextmanager
@@ -311,13 +318,23 @@ def fit_heldout_density(points: torch.Tensor, n_components: int = HELDOUT_COMPON
     return log_prob
 
 
-def encode_images(vae: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """uint8 images (N,C,H,W) -> their points (N, dim) in the model's interpolation space (CPU)."""
+def encode_images(vae: nn.Module, images: torch.Tensor, batch_size: int = 500, in_z: bool = False) -> torch.Tensor:
+    """uint8 images (N,C,H,W) -> their points (N, dim) in the model's interpolation space, or with
+    ``in_z`` their encoder means (N, d_z) (CPU)."""
     device = next(vae.parameters()).device
     space = latent_space(vae)
+    encode, dim = (lambda x: vae.encode(x)[0], vae.prior.d_z) if in_z else (space.encode, space.dim)
     with torch.no_grad():
-        return torch.cat([space.encode(to_unit(images[i:i + batch_size]).to(device)).cpu()
-                          for i in range(0, len(images), batch_size)]) if len(images) else torch.zeros(0, space.dim)
+        return torch.cat([encode(to_unit(images[i:i + batch_size]).to(device)).cpu()
+                          for i in range(0, len(images), batch_size)]) if len(images) else torch.zeros(0, dim)
+
+
+def path_in_z(vae: nn.Module, path: torch.Tensor) -> torch.Tensor:
+    """A path (P, J+2, dim) in the model's interpolation space -> the same points in z (P, J+2, d_z)."""
+    space = latent_space(vae)
+    device = next(vae.parameters()).device
+    with torch.no_grad():
+        return space.to_z(path.reshape(-1, path.shape[-1]).to(device)).reshape(*path.shape[:-1], -1).cpu()
 
 
 def pair_table(vae: nn.Module, images: torch.Tensor, n_pairs: int, pair_seed: int, dataset: str, method: str, seed: int,
@@ -329,9 +346,9 @@ def pair_table(vae: nn.Module, images: torch.Tensor, n_pairs: int, pair_seed: in
     between SLP and SP of one model.
 
     With ``heldout_images`` (uint8, images that are never endpoints) the table adds
-    HELDOUT_COLUMNS: mean and min over the interior points of the held-out density
-    (``fit_heldout_density``), fitted on the encodings of the ``images`` that are no pair's
-    endpoint followed by ``heldout_images``, at most HELDOUT_IMAGES of them (NaN when too few)."""
+    HELDOUT_COLUMNS: mean and min over the interior points, mapped to z (``path_in_z``), of the
+    held-out density (``fit_heldout_density``), fitted on the z-encodings of the ``images`` that are
+    no pair's endpoint followed by ``heldout_images``, at most HELDOUT_IMAGES of them (NaN when too few)."""
     import pandas as pd
 
     opts = {**SLP_DEFAULTS, **(options or {})}
@@ -341,7 +358,7 @@ def pair_table(vae: nn.Module, images: torch.Tensor, n_pairs: int, pair_seed: in
         endpoint = torch.zeros(len(images), dtype=torch.bool)
         endpoint[pairs.flatten()] = True
         unseen = torch.cat([images[~endpoint], heldout_images])[:HELDOUT_IMAGES]
-        heldout = fit_heldout_density(encode_images(vae, unseen), seed=pair_seed)
+        heldout = fit_heldout_density(encode_images(vae, unseen, in_z=True), seed=pair_seed)
     rows = []
     for first in range(0, len(pairs), batch_pairs):
         chunk = pairs[first:first + batch_pairs]
@@ -349,7 +366,7 @@ def pair_table(vae: nn.Module, images: torch.Tensor, n_pairs: int, pair_seed: in
         history = result["history"]["objective"]  # (iterations+1, P)
         extra = {"space": [result["space"]] * len(chunk), "start_index": chunk[:, 0].tolist(), "end_index": chunk[:, 1].tolist()}
         chunk_rows = stats_rows(result["stats"], dataset, method, seed, extra)
-        held = {kind: path_statistics(result[kind], heldout) for kind in ("slp", "straight")} if heldout else None
+        held = {kind: path_statistics(path_in_z(vae, result[kind]), heldout) for kind in ("slp", "straight")} if heldout else None
         for row in chunk_rows:
             row["pair"] += first
             local = row["pair"] - first

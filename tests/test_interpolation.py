@@ -171,6 +171,32 @@ def test_make_fig5_fig6_and_table_write_files(tiny_models, tiny_dataset, tmp_pat
     assert (table["heldout_min_log_p"] <= table["heldout_mean_log_p"] + 1e-9).all()
 
 
+def test_the_held_out_density_scores_t_space_paths_in_z(tiny_models, tiny_dataset, monkeypatch):
+    """C7's held-out density lives in z for every prior: fitted on encoder means, and a LaDDer path
+    (in t) is scored at z = mean of p(z|t), the points the images are decoded from."""
+    import pipeline.interpolation as interpolation
+    from pipeline.data.store import load_split
+    from pipeline.training import load_model
+
+    images, _ = load_split(tiny_dataset, "test")
+    vae, _ = load_model(tiny_models["ladder"])
+    fitted, scored = [], []
+    real_fit = interpolation.fit_heldout_density
+
+    def spy_fit(points, **kwargs):
+        fitted.append(points)
+        density = real_fit(points, **kwargs)
+        return lambda s: (scored.append(s), density(s))[1]
+
+    monkeypatch.setattr(interpolation, "fit_heldout_density", spy_fit)
+    table = pair_table(vae, images[:16], n_pairs=2, pair_seed=0, dataset="tiny", method="ladder", seed=0,
+                       options={"iterations": 5}, heldout_images=images[16:])
+    assert (table["space"] == "t").all() and fitted[0].shape[1] == vae.prior.d_z == 4 != vae.prior.d_t
+    pairs = choose_pairs(16, 2, 0)
+    straight = interpolate_images(vae, images[pairs[:, 0]], images[pairs[:, 1]], {**SLP_DEFAULTS, "iterations": 5}, decode=False)["straight"]
+    torch.testing.assert_close(scored[-1], interpolation.path_in_z(vae, straight)[:, 1:-1])  # the straight line's interior, in z
+
+
 def test_fig5_refuses_a_ladder_model_without_2d_t(tiny_models, tiny_dataset, tmp_path):
     from pipeline.figures.interpolation import make_fig5
 

@@ -25,8 +25,9 @@ compared with the paper's MNIST rows and labelled "paper (MNIST)"):
 - C6 LaDDer's generation FID improves with d_t, with diminishing returns (supplement Table 2).
 - C7 the shortest likely path (Eq. 9) stays where the data are: its mean log density is higher
   than the straight line's, per prior (Figures 5-6). Scored twice: under a **held-out density**
-  (a Gaussian mixture fitted on test encodings that were no pair's endpoint, which the SLP never
-  saw; ``pipeline.interpolation.fit_heldout_density``), which can fail, and under the prior's own
+  (a Gaussian mixture fitted on the z-encodings of test images that were no pair's endpoint, which
+  the SLP never saw, with t-space paths mapped to z; ``pipeline.interpolation.fit_heldout_density``),
+  which can fail, and under the prior's own
   log p, which the SLP objective maximises, so that row only checks the optimiser.
 - C8 LaDDer's latent space aligns with classes (ARI and NMI) better than GMM's and VampPrior's
   (Figure 4). Scored twice: at **K = number of classes** for every prior (a K-component Gaussian

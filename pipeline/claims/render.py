@@ -24,7 +24,7 @@ Verdicts (a training seed is the replicate; alpha = {alpha}; every test one-side
 - C6: one-sided Spearman test of FID falling with d_t, and a Welch-Satterthwaite contrast that the FID gain per
   doubling of d_t is larger over the first step than over the last (diminishing returns). C7: one-sided t-test
   across seeds of the mean (over test pairs) of SLP minus straight-line mean log density, under a density fitted
-  on held-out test encodings and, as a check of the optimiser only, under the prior's own log p, which the SLP
+  on held-out test encodings in z (LaDDer's and the hierarchical prior's t-space paths mapped to z) and, as a check of the optimiser only, under the prior's own log p, which the SLP
   maximises. C8: at K = number of classes clusters for every prior (like with like), and on each prior's own
   components.
 Zero spread on both sides gives p = 0 or 1 by the sign of the difference; an exact tie is never significant.
