@@ -30,7 +30,7 @@ in z for every prior, so all priors are scored in the space they share: a t-spac
 to z = mean of p(z|t) first. Why not in t: a trained prior VAE leaves 8-11 of its 16 t units
 nearly unused (the encodings' variance 0.01-0.05 there, 0.4-1.5 in the others, on the CPU
 reference), so a density of t-encodings is a thin slab that punishes any step across those
-units, which p(z|t) ignores. Scored in t, LaDDer's SLP fell 48-92 nats below the straight line;
+units, which p(z|t) ignores. Scored in t, LaDDer's SLP fell 45-89 nats below the straight line;
 in z it rises 1.5-1.7 nats above it, in 84-94 % of pairs (reference/README.md, C7).
 """
 
