@@ -199,7 +199,7 @@ def sample_latents(vae: VAE, n: int, seed: int) -> tuple[torch.Tensor, int]:
 
 def is_truncated(replaced: int, n: int) -> bool:
     """More than TRUNCATED_FRACTION of n draws replaced: the images sample the prior restricted to
-    where its inverse is finite, short of more than 1 % of its mass."""
+    where its inverse is finite, short of more than TRUNCATED_FRACTION of its mass."""
     return replaced > TRUNCATED_FRACTION * n
 
 
