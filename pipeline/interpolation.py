@@ -318,15 +318,13 @@ def fit_heldout_density(points: torch.Tensor, n_components: int = HELDOUT_COMPON
     return log_prob
 
 
-def encode_images(vae: nn.Module, images: torch.Tensor, batch_size: int = 500, in_z: bool = False) -> torch.Tensor:
-    """uint8 images (N,C,H,W) -> their points (N, dim) in the model's interpolation space, or with
-    ``in_z`` their encoder means (N, d_z) (CPU)."""
+def encode_images(vae: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """uint8 images (N,C,H,W) -> their points (N, dim) in the model's interpolation space (CPU)."""
     device = next(vae.parameters()).device
     space = latent_space(vae)
-    encode, dim = (lambda x: vae.encode(x)[0], vae.prior.d_z) if in_z else (space.encode, space.dim)
     with torch.no_grad():
-        return torch.cat([encode(to_unit(images[i:i + batch_size]).to(device)).cpu()
-                          for i in range(0, len(images), batch_size)]) if len(images) else torch.zeros(0, dim)
+        return torch.cat([space.encode(to_unit(images[i:i + batch_size]).to(device)).cpu()
+                          for i in range(0, len(images), batch_size)]) if len(images) else torch.zeros(0, space.dim)
 
 
 def path_in_z(vae: nn.Module, path: torch.Tensor) -> torch.Tensor:
@@ -358,7 +356,10 @@ def pair_table(vae: nn.Module, images: torch.Tensor, n_pairs: int, pair_seed: in
         endpoint = torch.zeros(len(images), dtype=torch.bool)
         endpoint[pairs.flatten()] = True
         unseen = torch.cat([images[~endpoint], heldout_images])[:HELDOUT_IMAGES]
-        heldout = fit_heldout_density(encode_images(vae, unseen, in_z=True), seed=pair_seed)
+        from pipeline.evaluation import encode_images as posterior_means_and_stds
+
+        means, _ = posterior_means_and_stds(vae, unseen, device=next(vae.parameters()).device)  # z-encodings
+        heldout = fit_heldout_density(means, seed=pair_seed)
     rows = []
     for first in range(0, len(pairs), batch_pairs):
         chunk = pairs[first:first + batch_pairs]

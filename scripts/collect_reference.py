@@ -24,29 +24,19 @@ import json
 import shutil
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 PER_RUN = ("training_options.json", "stats.csv", "prior_fit.jsonl", "metrics.json", "fid.json", "train.log")
 TREES = ("results/tables", "results/figures", "results/benchmarks", "results/fid", "results/bench")
 SKIP_SUFFIXES = (".pt", ".h5", ".npz")
 
 
 def collect(run_dir: Path, out: Path, keep: tuple[str, ...] = ()) -> dict:
-    kept = out.parent / f".{out.name}.kept"
-    if kept.exists():
-        shutil.rmtree(kept)
-    for name in keep:  # all checked before anything moves
+    for name in keep:  # all checked before anything is removed
         if not (out / name).is_dir():
             raise SystemExit(f"--keep {name}: {out / name} is not a folder; name a subfolder of {out} to keep")
-    for name in keep:
-        (kept / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(out / name, kept / name)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    for name in keep:
-        shutil.move(kept / name, out / name)
-    if kept.exists():
-        shutil.rmtree(kept)
+    out.mkdir(parents=True, exist_ok=True)
+    for child in out.iterdir():  # the previous collection, but the kept folders
+        if child.name not in keep:
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
     copied = []
     for tree in TREES:
         for path in sorted((run_dir / tree).rglob("*")) if (run_dir / tree).exists() else []:
@@ -97,10 +87,11 @@ def partial_outputs(run_dir: Path, out: Path) -> list[str]:
     import yaml
 
     from pipeline.claims import write_claims
+    from pipeline.config import DEFAULT_CONFIG
     from pipeline.tables import build_table
 
     results = run_dir / "results"
-    order = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["run"]["methods"]  # the tables' column order
+    order = yaml.safe_load(DEFAULT_CONFIG.read_text())["run"]["methods"]  # the tables' column order
     rank = {m: i for i, m in enumerate(order)}
 
     def by_method(paths):  # results/runs/{dataset}/{method}/{variant}/seed{seed}/file

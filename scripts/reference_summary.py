@@ -14,10 +14,11 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
+from pipeline.config import DEFAULT_CONFIG
 from pipeline.tables import column_label, mean_std_cell as cell
 
-METHOD_ORDER = ["normal", "vampprior", "gmm", "hierarchical", "ladder", "realnvp"]  # the paper's column order, then ours
 ROWS = [  # (table, metric, label, decimals, has a paper value)
     ("table2", "neg_kl", "-KL (Table 2)", 1, True),
     ("table3", "elbo", "ELBO", 1, True),
@@ -29,13 +30,14 @@ ROWS = [  # (table, metric, label, decimals, has a paper value)
 
 
 def summary(reference: Path, dataset: str) -> str:
-    frames = {name: pd.read_csv(reference / "tables" / f"{name}.csv") for name in {row[0] for row in ROWS}
+    frames = {name: pd.read_csv(reference / "tables" / f"{name}.csv") for name in dict.fromkeys(row[0] for row in ROWS)
               if (reference / "tables" / f"{name}.csv").exists()}
     if not frames:
         raise SystemExit(f"{reference}/tables: no table CSVs (run the DAG's tables, then scripts/collect_reference.py)")
     present = pd.concat(frames.values())
     present = present[present.dataset == dataset]
-    methods = [m for m in METHOD_ORDER if m in set(present.method)] + sorted(set(present.method) - set(METHOD_ORDER))
+    order = yaml.safe_load(DEFAULT_CONFIG.read_text())["run"]["methods"]  # the paper's column order, then ours (as collect_reference)
+    methods = [m for m in order if m in set(present.method)] + sorted(set(present.method) - set(order))
     priors = present.drop_duplicates("method").set_index("method")["prior"]
     rows = []
     for table, metric, label, decimals, has_paper in ROWS:
